@@ -1,0 +1,27 @@
+"""Built-in architecture plugins of snnbench."""
+
+from collections.abc import Callable
+
+from snnbench_suite import ArchitectureSpec, hookimpl
+from snnbench_architectures import resnet, vgg
+
+ARCHITECTURES = [
+    ArchitectureSpec(
+        name="vgg11", family="vgg", build=vgg.vgg11, default_width=0.25,
+        description="VGG-11 with average pooling and a global-pool linear classifier",
+        citation="Simonyan & Zisserman, Very Deep Convolutional Networks, ICLR 2015",
+        deviations=vgg.__doc__ or "",
+    ),
+    ArchitectureSpec(
+        name="resnet20", family="resnet", build=resnet.resnet20, default_width=1.0,
+        description="CIFAR ResNet-20 (16-32-64 channels), basic blocks",
+        citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+        deviations=resnet.__doc__ or "",
+    ),
+]
+
+
+@hookimpl
+def snnbench_register_architectures(register: Callable[[ArchitectureSpec], None]) -> None:
+    for spec in ARCHITECTURES:
+        register(spec)

@@ -1,0 +1,202 @@
+"""The `snnbench` command: thin subcommands over the modules of the core."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from snnbench_suite.errors import SnnbenchError, UsageError
+from snnbench_suite.plugins import Plugins, load_plugins
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+LIST_KINDS = ("methods", "architectures", "datasets", "tables")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep our prefix
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _default_results() -> str:
+    return os.environ.get("SNNBENCH_RESULTS", "snnbench-results")
+
+
+def _default_cache() -> str:
+    return os.environ.get("SNNBENCH_CACHE", "snnbench-cache")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="snnbench", description="Benchmark suite for spiking neural networks.")
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="fail when a plugin cannot be loaded (SNNBENCH_STRICT_PLUGINS=1)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the method x architecture x dataset x seed matrix")
+    run.add_argument("--methods", required=True, help="comma-separated method names")
+    run.add_argument("--T", dest="steps", required=True, help="time steps to report, e.g. 1,2,4,32")
+    run.add_argument("--archs", default=None, help="architectures (default: resnet20)")
+    run.add_argument("--datasets", default=None, help="datasets (default: digits)")
+    run.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 (default: 0)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="override the epochs of every training step")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="NAME.PARAM=VALUE", help="override a parameter (repeatable)")
+    run.add_argument("--data-root", default=os.environ.get("SNNBENCH_DATA"),
+                     help="folder holding on-disk datasets (SNNBENCH_DATA)")
+    run.add_argument("--results", default=None, help="records folder (SNNBENCH_RESULTS)")
+    run.add_argument("--cache", default=None, help="cache folder (SNNBENCH_CACHE)")
+    run.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    listing = sub.add_parser("list", help="list registered methods, architectures, ...")
+    listing.add_argument("kind", nargs="?", choices=LIST_KINDS, default=None)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and their status")
+    plugins.add_argument("--all", action="store_true", help="also show the hooks of each")
+
+    table = sub.add_parser("table", help="render a table from stored records")
+    table.add_argument("--results", default=None, help="records folder (SNNBENCH_RESULTS)")
+    table.add_argument("--layout", default="leaderboard")
+    table.add_argument("--format", dest="fmt", default="md", choices=("md", "csv"))
+    table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Plugins:
+    return load_plugins(strict=True if args.strict_plugins else None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from snnbench_suite.execute import RunSettings
+    from snnbench_suite.matrix import (
+        DEFAULT_ARCHITECTURE,
+        DEFAULT_DATASET,
+        Overrides,
+        build_plan,
+        parse_seeds,
+        parse_steps,
+        split_list,
+    )
+    from snnbench_suite.progress import Reporter, RichReporter
+    from snnbench_suite.results import check_writable_folder
+    from snnbench_suite.runner import run_plan
+    from snnbench_suite.tables import build_table, render
+
+    steps, notes = parse_steps(args.steps)
+    plugins = _load(args)
+    plan = build_plan(
+        plugins,
+        methods=split_list(args.methods, "--methods"),
+        architectures=split_list(args.archs or DEFAULT_ARCHITECTURE, "--archs"),
+        datasets=split_list(args.datasets or DEFAULT_DATASET, "--datasets"),
+        seeds=parse_seeds(args.seeds),
+        steps=steps,
+        overrides=Overrides.parse(args.overrides),
+        epochs=args.epochs,
+    )
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise UsageError(f"--device {args.device!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: this machine has no CUDA device; use --device cpu")
+    results_dir = Path(args.results or _default_results())
+    cache_dir = Path(args.cache or _default_cache())
+    check_writable_folder(results_dir, "results folder")
+    check_writable_folder(cache_dir, "cache folder")
+    err = Console(stderr=True)
+    for note in notes:
+        err.print(f"note: {note}")
+    settings = RunSettings(results_dir=results_dir, cache_dir=cache_dir,
+                           data_root=Path(args.data_root) if args.data_root else None,
+                           device=device)
+    reporter = Reporter() if args.quiet else RichReporter(err)
+    summary = run_plan(plan, plugins, settings, reporter)
+    frame = build_table(plugins, results_dir, "leaderboard")
+    # The leaderboard shows the whole results folder, as `snnbench table` does.
+    print(render(frame, "md"), end="")
+    err.print(
+        f"{len(summary.ran)} cells ran, {len(summary.complete)} already recorded, "
+        f"{len(summary.failed)} failed, {len(summary.skipped)} skipped; records in {results_dir}"
+    )
+    return summary.exit_code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    plugins = _load(args)
+    console = Console()
+    kinds = [args.kind] if args.kind else list(LIST_KINDS)
+    for kind in kinds:
+        registry = getattr(plugins, kind)
+        table = Table(title=kind)
+        table.add_column("name")
+        table.add_column("family / kind")
+        table.add_column("version")
+        table.add_column("origin")
+        table.add_column("description")
+        for entry in registry.entries():
+            spec = entry.value
+            family = getattr(spec, "family", None) or getattr(spec, "modality", "") or ""
+            table.add_row(entry.name, str(family), str(getattr(spec, "version", "")),
+                          entry.origin, getattr(spec, "description", "").split("\n")[0])
+        console.print(table)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    plugins = _load(args)
+    table = Table(title="plugins (entry-point group snnbench_suite)")
+    for column in ("name", "distribution", "version", "status", "details"):
+        table.add_column(column)
+    for status in plugins.statuses:
+        details = status.error or ""
+        if args.all and status.hooks:
+            details = (details + " " if details else "") + "hooks: " + ", ".join(status.hooks)
+        table.add_row(status.name, status.distribution or "", status.version or "",
+                      status.status, details)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from snnbench_suite.results import write_text_atomic
+    from snnbench_suite.tables import build_table, render
+
+    plugins = _load(args)
+    frame = build_table(plugins, Path(args.results or _default_results()), args.layout)
+    text = render(frame, args.fmt)
+    if args.output:
+        write_text_atomic(Path(args.output), text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "table": cmd_table}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"snnbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SnnbenchError as exc:
+        print(f"snnbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("snnbench: interrupted; finished cells are recorded", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Running one cell: load the data, get the ANN, build the SNN (once, or per T), evaluate.
+
+A `CellRunner` lives for one run, so cells that share a dataset or an ANN (same
+architecture, dataset, recipe, training and seed) load and train it once.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from snnbench_suite.cells import Cell, canonical_json
+from snnbench_suite.evaluation import evaluate_ann, evaluate_snn
+from snnbench_suite.plugins import Plugins
+from snnbench_suite.progress import Reporter
+from snnbench_suite.specs import (
+    AnnRecipe,
+    ArchitectureRequest,
+    DatasetRequest,
+    DatasetSplits,
+    MethodContext,
+    MethodSpec,
+    TrainConfig,
+)
+from snnbench_suite.train import LossFn, train_model
+
+EVAL_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    results_dir: Path
+    cache_dir: Path
+    data_root: Path | None
+    device: torch.device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
+    return config if epochs is None else replace(config, epochs=epochs)
+
+
+class CellRunner:
+    def __init__(self, plugins: Plugins, settings: RunSettings, reporter: Reporter) -> None:
+        self.plugins = plugins
+        self.settings = settings
+        self.reporter = reporter
+        self._datasets: dict[str, DatasetSplits] = {}
+        self._anns: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+
+    # --- data ---------------------------------------------------------------------
+
+    def dataset(self, cell: Cell) -> DatasetSplits:
+        key = canonical_json([cell.dataset, cell.dataset_version, cell.dataset_params])
+        if key not in self._datasets:
+            spec = self.plugins.datasets.get(cell.dataset)
+            self._datasets[key] = spec.load(DatasetRequest(
+                params=cell.dataset_params,
+                data_root=self.settings.data_root,
+                cache_dir=self.settings.cache_dir / "datasets",
+            ))
+        return self._datasets[key]
+
+    def loader_factory(self, data: DatasetSplits, seed: int) -> Callable[..., DataLoader]:
+        splits: dict[str, Dataset] = {
+            "train": data.train,
+            "train_eval": data.train_eval,
+            "test": data.test,
+            "calibration": Subset(data.train_eval, list(data.calibration_indices)),
+        }
+
+        def loader(split: str, batch_size: int = EVAL_BATCH_SIZE, shuffle: bool = False) -> DataLoader:
+            if split not in splits:
+                raise ValueError(f"unknown split {split!r}; use one of {', '.join(splits)}")
+            generator = torch.Generator().manual_seed(seed)
+            return DataLoader(splits[split], batch_size=batch_size, shuffle=shuffle,
+                              generator=generator, num_workers=0)
+
+        return loader
+
+    # --- architectures and the ANN ---------------------------------------------------
+
+    def architecture_builder(self, cell: Cell, data: DatasetSplits) -> Callable[..., nn.Module]:
+        spec = self.plugins.architectures.get(cell.architecture)
+        info = data.info
+        normalization = (info.mean, info.std) if info.mean and info.std else None
+
+        def build(**overrides: Any) -> nn.Module:
+            request = ArchitectureRequest(
+                num_classes=info.num_classes,
+                input_shape=tuple(info.input_shape),
+                width=cell.width,
+                normalization=normalization,
+            )
+            return spec.build(replace(request, **overrides))
+
+        return build
+
+    def ann(self, cell: Cell, recipe: AnnRecipe, data: DatasetSplits,
+            build: Callable[..., nn.Module], loader: Callable[..., DataLoader]
+            ) -> tuple[nn.Module, dict[str, Any]]:
+        """The trained ANN of this cell's recipe, trained once per run and key."""
+        dataset_spec = self.plugins.datasets.get(cell.dataset)
+        config = with_epochs(dataset_spec.ann_training, cell.epochs)
+        key = canonical_json([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
+                              recipe.name, recipe.version, config, cell.seed])
+        model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
+        if key in self._anns:
+            state, info = self._anns[key]
+            model.load_state_dict(state)
+            return model.eval(), {**info, "reused_in_run": True}
+        seed_everything(cell.seed)
+        summary = train_model(
+            model, loader("train", batch_size=config.batch_size, shuffle=True), config,
+            device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
+            on_epoch=self.reporter.epoch,
+        )
+        metrics = evaluate_ann(model, loader("test"), self.settings.device)
+        info = {"recipe": recipe.name, "recipe_version": recipe.version,
+                "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
+        self._anns[key] = (copy.deepcopy(model.state_dict()), info)
+        return model.eval(), {**info, "reused_in_run": False}
+
+    # --- the cell -------------------------------------------------------------------
+
+    def run(self, cell: Cell, steps: Sequence[int]) -> dict[str, Any]:
+        method: MethodSpec = self.plugins.methods.get(cell.method)
+        data = self.dataset(cell)
+        build = self.architecture_builder(cell, data)
+        loader = self.loader_factory(data, cell.seed)
+        timings: dict[str, float] = {}
+
+        ann_model, ann_info = None, None
+        if method.ann_recipe is not None:
+            start = time.perf_counter()
+            ann_model, ann_info = self.ann(cell, method.ann_recipe, data, build, loader)
+            timings["ann_s"] = time.perf_counter() - start
+
+        dataset_spec = self.plugins.datasets.get(cell.dataset)
+        snn_config = with_epochs(dataset_spec.snn_training, cell.epochs)
+
+        def train(model: nn.Module, *, loss_fn: LossFn | None = None,
+                  config: TrainConfig | None = None, label: str = "SNN") -> dict[str, Any]:
+            chosen = with_epochs(config, cell.epochs) if config is not None else snn_config
+            kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
+            summary = train_model(
+                model, loader("train", batch_size=chosen.batch_size, shuffle=True), chosen,
+                device=self.settings.device, label=label, on_epoch=self.reporter.epoch,
+                **kwargs,
+            )
+            return summary.as_dict()
+
+        def context(num_steps: int | None) -> MethodContext:
+            return MethodContext(
+                T=num_steps, params=dict(cell.method_params), data=data,
+                ann=copy.deepcopy(ann_model) if ann_model is not None else None,
+                seed=cell.seed, device=self.settings.device, epochs_override=cell.epochs,
+                build_architecture=build, loader=loader, train=train,
+                log=self.reporter.message,
+            )
+
+        per_t: dict[int, dict[str, Any]] = {}
+        builds: list[dict[str, Any]] = []
+        evaluate = self._evaluator(data, loader)
+        if method.t_mode == "anytime":
+            horizon = max(steps)
+            seed_everything(cell.seed)
+            ctx = context(None)
+            start = time.perf_counter()
+            network = method.build(ctx)
+            builds.append({"T": None, "seconds": time.perf_counter() - start, **ctx.notes})
+            start = time.perf_counter()
+            for t, entry in evaluate(network, steps).items():
+                per_t[t] = {**entry, "t_source": f"anytime readout at step {t} of one "
+                            f"simulation with T = {horizon}"}
+            timings["eval_s"] = time.perf_counter() - start
+        else:
+            timings["eval_s"] = 0.0
+            for t in steps:
+                seed_everything(cell.seed)
+                ctx = context(t)
+                start = time.perf_counter()
+                network = method.build(ctx)
+                builds.append({"T": t, "seconds": time.perf_counter() - start, **ctx.notes})
+                start = time.perf_counter()
+                entry = evaluate(network, [t])[t]
+                timings["eval_s"] += time.perf_counter() - start
+                per_t[t] = {**entry, "t_source": f"built and simulated at T = {t}"}
+        timings["build_s"] = sum(b["seconds"] for b in builds)
+        return {
+            "dataset": {**data.info.__dict__, "split_sizes": dict(data.info.split_sizes),
+                        "calibration_indices_count": len(data.calibration_indices)},
+            "ann": ann_info,
+            "per_T": [{"T": t, **per_t[t]} for t in sorted(per_t)],
+            "builds": builds,
+            "timings": timings,
+        }
+
+    def _evaluator(self, data: DatasetSplits, loader: Callable[..., DataLoader]
+                   ) -> Callable[[nn.Module, Sequence[int]], dict[int, dict[str, Any]]]:
+        def evaluate(network: nn.Module, steps: Sequence[int]) -> dict[int, dict[str, Any]]:
+            return evaluate_snn(network, loader("test"), steps,  # type: ignore[arg-type]
+                                modality=data.info.modality, device=self.settings.device)
+        return evaluate

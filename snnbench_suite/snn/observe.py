@@ -1,0 +1,99 @@
+"""Activation statistics of an ANN, observed through forward hooks that are always removed.
+
+Used by conversion methods to set thresholds: the maximum activation (Diehl et al.),
+a percentile (Rueckauer et al.), or anything a method computes from recorded values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# Above this many values per layer and batch, a seeded uniform sample is kept for
+# percentiles (the maximum is always exact).
+MAX_VALUES_PER_BATCH = 262_144
+
+
+@dataclass
+class ActivationStats:
+    """Per-layer statistics over all observed batches."""
+
+    max: float
+    percentiles: dict[float, float] = field(default_factory=dict)
+    count: int = 0
+
+
+@contextmanager
+def recording_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Record every output of each named module while the context is open.
+
+    Hooks are removed when the context exits, also on an exception.
+    """
+    recorded: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
+    handles = []
+    try:
+        for name, module in modules.items():
+            def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, _name: str = name) -> None:
+                recorded[_name].append(out.detach())
+
+            handles.append(module.register_forward_hook(hook))
+        yield recorded
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def observe_activations(
+    model: nn.Module,
+    sites: Mapping[str, nn.Module],
+    batches: Iterable[torch.Tensor],
+    *,
+    percentiles: Sequence[float] = (),
+    seed: int = 0,
+) -> dict[str, ActivationStats]:
+    """Run `model` over `batches` and return max / percentiles of each site's output."""
+    for p in percentiles:
+        if not 0 <= p <= 100:
+            raise ValueError(f"percentile must be in [0, 100], got {p}")
+    generator = torch.Generator().manual_seed(seed)
+    maxima = {name: -float("inf") for name in sites}
+    samples: dict[str, list[np.ndarray]] = {name: [] for name in sites}
+    counts = dict.fromkeys(sites, 0)
+    was_training = model.training
+    model.eval()
+    try:
+        with recording_outputs(sites) as recorded:
+            for x in batches:
+                model(x)
+                for name, outputs in recorded.items():
+                    for out in outputs:
+                        values = out.flatten().float().cpu()
+                        maxima[name] = max(maxima[name], float(values.max()))
+                        counts[name] += values.numel()
+                        if percentiles:
+                            if values.numel() > MAX_VALUES_PER_BATCH:
+                                pick = torch.randint(
+                                    values.numel(), (MAX_VALUES_PER_BATCH,), generator=generator
+                                )
+                                values = values[pick]
+                            samples[name].append(values.numpy())
+                    outputs.clear()
+    finally:
+        model.train(was_training)
+    stats = {}
+    for name in sites:
+        if counts[name] == 0:
+            raise ValueError(f"activation site {name!r} produced no output: no batches?")
+        pct = {}
+        if percentiles:
+            values = np.concatenate(samples[name])
+            pct = {p: float(np.percentile(values, p)) for p in percentiles}
+        stats[name] = ActivationStats(max=maxima[name], percentiles=pct, count=counts[name])
+    return stats
