@@ -113,14 +113,31 @@ class ConversionGraph:
 
 
 class SpikingNetwork(nn.Module):
-    """Maps an input sequence `[T, B, ...]` to per-step outputs `[T, B, classes]`."""
+    """Maps an input sequence `[T, B, ...]` to per-step outputs `[T, B, classes]`.
 
-    def __init__(self, graph_module: fx.GraphModule, encoder: TemporalModule | None = None):
+    In evaluation the batch is simulated in slices of at most `max_folded_rows` // T
+    samples: samples are independent, and a folded batch of thousands of rows runs the
+    stateless layers about twice slower per row than a small one (cache misses), which
+    would make an SNN cost far more than T forward passes of its ANN. Training keeps the
+    whole batch, because BN statistics are taken over the folded `[T*B]` batch.
+    """
+
+    def __init__(self, graph_module: fx.GraphModule, encoder: TemporalModule | None = None,
+                 max_folded_rows: int = 128):
         super().__init__()
         self.graph_module = graph_module
         self.encoder = encoder
+        self.max_folded_rows = max_folded_rows
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        num_steps, batch = x_seq.shape[:2]
+        slice_size = max(1, self.max_folded_rows // num_steps)
+        if self.training or batch <= slice_size:
+            return self._simulate(x_seq)
+        return torch.cat([self._simulate(x_seq[:, i:i + slice_size])
+                          for i in range(0, batch, slice_size)], dim=1)
+
+    def _simulate(self, x_seq: torch.Tensor) -> torch.Tensor:
         num_steps = x_seq.shape[0]
         x = fold_time(x_seq)
         if self.encoder is not None:
