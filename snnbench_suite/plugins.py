@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
 import pluggy
@@ -26,6 +26,7 @@ S = TypeVar("S")
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 HOOK_PREFIX = "snnbench_"
+BUILTIN_DISTRIBUTION = "snnbench-suite"
 
 
 @dataclass
@@ -88,6 +89,12 @@ def _describe_unknown_hook(plugin_name: str, hook: str) -> str:
         f"plugin {plugin_name!r} implements {hook!r}, which is not a snnbench hook.{hint} "
         f"Known hooks: {', '.join(_known_hooks())}."
     )
+
+
+def _load_order(ep: EntryPoint) -> tuple[bool, str]:
+    """Built-in plugins first, so a third-party name collision fails the newcomer."""
+    dist = getattr(ep, "dist", None)
+    return (dist is None or dist.name != BUILTIN_DISTRIBUTION, ep.name)
 
 
 class _Loader:
@@ -154,7 +161,7 @@ def load_plugins(
     loader = _Loader(strict, warn or (lambda msg: print(msg, file=sys.stderr)))
 
     if use_entry_points:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
             dist = getattr(ep, "dist", None)
             status = PluginStatus(
                 name=ep.name,
@@ -224,7 +231,9 @@ def _fill_registries(plugins: Plugins, loader: _Loader) -> None:
                 message = f"its {hook_name} hook raised {type(exc).__name__}: {exc}"
                 _drop(plugins, loader, impl.plugin_name, status, message, exc)
 
-    for plugin_name, pending in by_plugin.items():
+    load_order = {s.name: i for i, s in enumerate(plugins.statuses)}
+    for plugin_name, pending in sorted(by_plugin.items(),
+                                       key=lambda item: load_order.get(item[0], len(load_order))):
         status = plugins.status(plugin_name)
         if status is not None and status.status == "failed":
             continue

@@ -1,0 +1,43 @@
+"""Shared fixtures: fresh plugin managers and installable throwaway plugin distributions."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from snnbench_suite.plugins import Plugins, load_plugins
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    return load_plugins(strict=True)
+
+
+@pytest.fixture(autouse=True)
+def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SNNBENCH_STRICT_PLUGINS", "SNNBENCH_DISABLE_PLUGINS", "SNNBENCH_RESULTS",
+                 "SNNBENCH_CACHE", "SNNBENCH_DATA"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Path]:
+    """Write a module and a dist-info folder declaring it in the entry-point group
+    `snnbench_suite`, and put the folder on sys.path: a real installed distribution as far
+    as importlib.metadata is concerned."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def install(name: str, source: str) -> Path:
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+        dist = site / f"{name}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[snnbench_suite]\n{name} = {name}\n")
+        return site
+
+    return install
