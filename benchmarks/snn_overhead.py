@@ -54,7 +54,7 @@ def main() -> None:
         ann_min, ann_med = best_of(lambda: ann(x), args.repeats)
         print(f"ANN forward: {ann_min * 1e3:.1f} ms (median {ann_med * 1e3:.1f} ms)")
         for steps in (4, 32):
-            snn_min, snn_med = best_of(lambda: snn(direct(x, steps)), args.repeats)
+            snn_min, snn_med = best_of(lambda s=steps: snn(direct(x, s)), args.repeats)
             ratio = snn_min / (steps * ann_min)
             print(f"T = {steps:2d}: SNN {snn_min * 1e3:.1f} ms (median {snn_med * 1e3:.1f}), "
                   f"T x ANN {steps * ann_min * 1e3:.1f} ms, ratio {ratio:.2f}")

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -19,7 +20,7 @@ LIST_KINDS = ("methods", "architectures", "datasets", "tables")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep our prefix
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; keep our prefix
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 

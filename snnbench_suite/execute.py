@@ -84,7 +84,9 @@ class CellRunner:
             "calibration": Subset(data.train_eval, list(data.calibration_indices)),
         }
 
-        def loader(split: str, batch_size: int = EVAL_BATCH_SIZE, shuffle: bool = False) -> DataLoader:
+        def loader(
+            split: str, batch_size: int = EVAL_BATCH_SIZE, shuffle: bool = False
+        ) -> DataLoader:
             if split not in splits:
                 raise ValueError(f"unknown split {split!r}; use one of {', '.join(splits)}")
             generator = torch.Generator().manual_seed(seed)

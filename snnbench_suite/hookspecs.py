@@ -80,7 +80,7 @@ def snnbench_cell_finished(cell: Cell, record: dict[str, Any]) -> None:
 
 
 @hookspec
-def snnbench_environment_info() -> dict[str, Any]:
+def snnbench_environment_info() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return a dict of facts about the environment, merged into every record's provenance.
 
     Called once per run. Keys from different plugins are merged; later plugins win.

@@ -2,8 +2,8 @@
 
 from collections.abc import Callable
 
-from snnbench_suite import ArchitectureSpec, hookimpl
 from snnbench_architectures import resnet, vgg
+from snnbench_suite import ArchitectureSpec, hookimpl
 
 ARCHITECTURES = [
     ArchitectureSpec(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnbench_suite import ArchitectureRequest
 from snnbench_architectures.common import (
     SMALL_INPUT_MAX,
     check_request,
@@ -20,6 +19,7 @@ from snnbench_architectures.common import (
     norm2d,
     scaled,
 )
+from snnbench_suite import ArchitectureRequest
 
 
 class BasicBlock(nn.Module):
@@ -67,7 +67,7 @@ class ResNet(nn.Module):
         self.stem = nn.Sequential(*stem)
         stages: list[nn.Module] = []
         channels = stem_channels
-        for index, (blocks, base) in enumerate(zip(blocks_per_stage, stage_channels)):
+        for index, (blocks, base) in enumerate(zip(blocks_per_stage, stage_channels, strict=True)):
             out_channels = scaled(base, request.width)
             stride = 2 if index > 0 and size >= 2 else 1
             if stride == 2:

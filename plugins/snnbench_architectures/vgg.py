@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from snnbench_suite import ArchitectureRequest
 from snnbench_architectures.common import check_request, input_layers, norm2d, scaled
+from snnbench_suite import ArchitectureRequest
 
 POOL = "P"
 CONFIGS: dict[str, list[int | str]] = {

@@ -2,8 +2,8 @@
 
 from collections.abc import Callable
 
-from snnbench_suite import DatasetSpec, hookimpl
 from snnbench_datasets.digits import DIGITS
+from snnbench_suite import DatasetSpec, hookimpl
 
 
 @hookimpl

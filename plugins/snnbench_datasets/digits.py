@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
 from snnbench_datasets.tensors import TensorImages, random_shift
+from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
 
 VERSION = "1"
 TEST_SIZE = 360
@@ -25,7 +25,9 @@ SPLIT_SEED = 0
 CALIBRATION_SIZE = 256
 
 
-def stratified_split(labels: np.ndarray, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))

@@ -2,8 +2,8 @@
 
 from collections.abc import Callable
 
-from snnbench_suite import MethodSpec, hookimpl
 from snnbench_methods.baselines import NAIVE, ROBUST
+from snnbench_suite import MethodSpec, hookimpl
 
 
 @hookimpl

@@ -16,9 +16,9 @@ from typing import Any
 
 from torch import nn
 
+from snnbench_methods.recipes import RELU_BN
 from snnbench_suite import MethodContext, MethodSpec
 from snnbench_suite.snn import IFNeuron, observe_activations, prepare_conversion
-from snnbench_methods.recipes import RELU_BN
 
 # A layer whose observed activation is never positive gets this threshold; it then
 # (almost) never fires, which is what its ANN counterpart does.

@@ -27,7 +27,7 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     steps = sorted(int(t) for t in ok["T"].dropna().unique())
     for key, group in frame.groupby(keys, sort=True):
         good = group[group["status"] == "ok"]
-        row = dict(zip(keys, key))
+        row = dict(zip(keys, key, strict=True))
         per_cell = good.drop_duplicates("cell_id")
         row["ANN"] = mean_std_cell(per_cell["ann_top1"])
         for t in steps:

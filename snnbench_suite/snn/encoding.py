@@ -15,7 +15,9 @@ def frames_first(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1)
 
 
-def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def poisson(
+    x: torch.Tensor, num_steps: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Bernoulli spikes with probability x (x in [0, 1]) at every step."""
     probs = x.clamp(0, 1).unsqueeze(0).expand(num_steps, *x.shape)
     return torch.bernoulli(probs, generator=generator)

@@ -52,6 +52,10 @@ class SpikingNeuron(TemporalModule):
     input_shift: constant current added every step (e.g. V_th / (2T)).
     """
 
+    threshold: torch.Tensor
+    v_init: torch.Tensor
+    input_shift: torch.Tensor
+
     def __init__(
         self,
         threshold: TensorLike = 1.0,

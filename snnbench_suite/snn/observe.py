@@ -93,7 +93,7 @@ def observe_activations(
             raise ValueError(f"activation site {name!r} produced no output: no batches?")
         pct = {}
         if percentiles:
-            values = np.concatenate(samples[name])
-            pct = {p: float(np.percentile(values, p)) for p in percentiles}
+            pooled = np.concatenate(samples[name])
+            pct = {p: float(np.percentile(pooled, p)) for p in percentiles}
         stats[name] = ActivationStats(max=maxima[name], percentiles=pct, count=counts[name])
     return stats

@@ -41,7 +41,7 @@ class Surrogate:
         raise NotImplementedError  # each subclass defines its own derivative
 
     def spike(self, x: torch.Tensor) -> torch.Tensor:
-        return _SpikeFunction.apply(x, self)  # type: ignore[no-any-return]
+        return _SpikeFunction.apply(x, self)
 
 
 @dataclass(frozen=True)
