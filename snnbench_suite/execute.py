@@ -51,6 +51,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_recipe(method: MethodSpec, params: dict[str, Any]) -> AnnRecipe | None:
+    recipe = method.ann_recipe
+    if recipe is None or isinstance(recipe, AnnRecipe):
+        return recipe
+    return recipe(params)
+
+
 def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
     return config if epochs is None else replace(config, epochs=epochs)
 
@@ -118,9 +125,10 @@ class CellRunner:
             ) -> tuple[nn.Module, dict[str, Any]]:
         """The trained ANN of this cell's recipe, trained once per run and key."""
         dataset_spec = self.plugins.datasets.get(cell.dataset)
-        config = with_epochs(dataset_spec.ann_training, cell.epochs)
+        config = with_epochs(recipe.training or dataset_spec.ann_training, cell.epochs)
         key = canonical_json([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
-                              recipe.name, recipe.version, config, cell.seed])
+                              recipe.name, recipe.version, recipe.batch_norm, config,
+                              cell.seed])
         model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
         if key in self._anns:
             state, info = self._anns[key]
@@ -148,9 +156,10 @@ class CellRunner:
         timings: dict[str, float] = {}
 
         ann_model, ann_info = None, None
-        if method.ann_recipe is not None:
+        recipe = resolve_recipe(method, cell.method_params)
+        if recipe is not None:
             start = time.perf_counter()
-            ann_model, ann_info = self.ann(cell, method.ann_recipe, data, build, loader)
+            ann_model, ann_info = self.ann(cell, recipe, data, build, loader)
             timings["ann_s"] = time.perf_counter() - start
 
         dataset_spec = self.plugins.datasets.get(cell.dataset)

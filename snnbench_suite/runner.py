@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from snnbench_suite.cells import Cell
-from snnbench_suite.execute import CellRunner, RunSettings
+from snnbench_suite.execute import CellRunner, RunSettings, resolve_recipe
 from snnbench_suite.matrix import RunPlan
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.progress import Reporter
@@ -77,7 +77,7 @@ def _base_record(plugins: Plugins, cell: Cell, steps: Sequence[int],
             "name": method.name, "family": method.family, "version": method.version,
             "t_mode": method.t_mode, "traits": dict(method.traits),
             "origin": plugins.methods.origin(cell.method),
-            "ann_recipe": method.ann_recipe.name if method.ann_recipe else None,
+            "ann_recipe": getattr(resolve_recipe(method, cell.method_params), "name", None),
         },
         "architecture": {"name": cell.architecture, "width": cell.width,
                          "origin": plugins.architectures.origin(cell.architecture)},

@@ -143,6 +143,7 @@ class AnnRecipe:
     version: str
     activation: Callable[[], nn.Module] = _relu
     batch_norm: bool = True
+    training: TrainConfig | None = None  # None: the dataset's ann_training
 
 
 @dataclass
@@ -180,7 +181,9 @@ class MethodSpec:
     version: str
     t_mode: TMode
     build: Callable[[MethodContext], nn.Module]
-    ann_recipe: AnnRecipe | None = None
+    # A recipe, or a function of the resolved parameters returning one (e.g. QCFS's
+    # number of levels L changes the ANN), or None for methods that train from scratch.
+    ann_recipe: AnnRecipe | Callable[[Mapping[str, Any]], AnnRecipe] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     check_params: Callable[[Mapping[str, Any]], None] | None = None
     modalities: tuple[str, ...] = ("static",)
