@@ -182,6 +182,7 @@ class CellRunner:
                 ann=copy.deepcopy(ann_model) if ann_model is not None else None,
                 seed=cell.seed, device=self.settings.device, epochs_override=cell.epochs,
                 build_architecture=build, loader=loader, train=train,
+                snn_training=snn_config,
                 log=self.reporter.message,
             )
 

@@ -160,6 +160,7 @@ class MethodContext:
     build_architecture: Callable[..., nn.Module]
     loader: Callable[..., DataLoader]
     train: Callable[..., dict[str, Any]]
+    snn_training: TrainConfig  # the dataset's SNN training configuration, --epochs applied
     log: Callable[[str], None] = print
     notes: dict[str, Any] = field(default_factory=dict)
 
