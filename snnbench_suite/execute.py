@@ -20,12 +20,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from snnbench_suite.cells import Cell, canonical_json
+from snnbench_suite.errors import UsageError
 from snnbench_suite.evaluation import evaluate_ann, evaluate_snn
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.progress import Reporter
 from snnbench_suite.specs import (
     AnnRecipe,
     ArchitectureRequest,
+    DatasetInfo,
     DatasetRequest,
     DatasetSplits,
     MethodContext,
@@ -58,8 +60,29 @@ def resolve_recipe(method: MethodSpec, params: dict[str, Any]) -> AnnRecipe | No
     return recipe(params)
 
 
+def check_steps_fit(info: DatasetInfo, steps: Sequence[int]) -> None:
+    """Event data gives one frame per step: refuse a T beyond the frames, before training."""
+    if info.modality == "events" and info.num_frames is not None and max(steps) > info.num_frames:
+        raise UsageError(
+            f"T = {max(steps)} is larger than the {info.num_frames} frames dataset "
+            f"{info.name!r} provides; ask for T <= {info.num_frames} or more frames"
+        )
+
+
 def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
     return config if epochs is None else replace(config, epochs=epochs)
+
+
+@dataclass
+class CellSetup:
+    """A cell ready for its method: data, loaders, the trained ANN and a context factory."""
+
+    method: MethodSpec
+    data: DatasetSplits
+    loader: Callable[..., DataLoader]
+    ann_info: dict[str, Any] | None
+    timings: dict[str, float]
+    context: Callable[[int | None], MethodContext]
 
 
 class CellRunner:
@@ -148,22 +171,23 @@ class CellRunner:
 
     # --- the cell -------------------------------------------------------------------
 
-    def run(self, cell: Cell, steps: Sequence[int]) -> dict[str, Any]:
+    def prepare(self, cell: Cell) -> CellSetup:
+        """Load the data and get the ANN of `cell`; `setup.context(T)` then gives a method
+        what it needs. Used by `run` and by `snnbench_suite.testing`."""
         method: MethodSpec = self.plugins.methods.get(cell.method)
         data = self.dataset(cell)
         build = self.architecture_builder(cell, data)
         loader = self.loader_factory(data, cell.seed)
         timings: dict[str, float] = {}
-
         ann_model, ann_info = None, None
         recipe = resolve_recipe(method, cell.method_params)
         if recipe is not None:
             start = time.perf_counter()
             ann_model, ann_info = self.ann(cell, recipe, data, build, loader)
             timings["ann_s"] = time.perf_counter() - start
-
         dataset_spec = self.plugins.datasets.get(cell.dataset)
         snn_config = with_epochs(dataset_spec.snn_training, cell.epochs)
+        device, on_epoch = self.settings.device, self.reporter.epoch
 
         def train(model: nn.Module, *, loss_fn: LossFn | None = None,
                   config: TrainConfig | None = None, label: str = "SNN") -> dict[str, Any]:
@@ -171,8 +195,7 @@ class CellRunner:
             kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
             summary = train_model(
                 model, loader("train", batch_size=chosen.batch_size, shuffle=True), chosen,
-                device=self.settings.device, label=label, on_epoch=self.reporter.epoch,
-                **kwargs,
+                device=device, label=label, on_epoch=on_epoch, **kwargs,
             )
             return summary.as_dict()
 
@@ -180,12 +203,20 @@ class CellRunner:
             return MethodContext(
                 T=num_steps, params=dict(cell.method_params), data=data,
                 ann=copy.deepcopy(ann_model) if ann_model is not None else None,
-                seed=cell.seed, device=self.settings.device, epochs_override=cell.epochs,
+                seed=cell.seed, device=device, epochs_override=cell.epochs,
                 build_architecture=build, loader=loader, train=train,
-                snn_training=snn_config,
-                log=self.reporter.message,
+                snn_training=snn_config, log=self.reporter.message,
             )
 
+        return CellSetup(method=method, data=data, loader=loader, ann_info=ann_info,
+                         timings=timings, context=context)
+
+    def run(self, cell: Cell, steps: Sequence[int]) -> dict[str, Any]:
+        check_steps_fit(self.dataset(cell).info, steps)
+        setup = self.prepare(cell)
+        method, data, loader, timings = setup.method, setup.data, setup.loader, setup.timings
+        context = setup.context
+        ann_info = setup.ann_info
         per_t: dict[int, dict[str, Any]] = {}
         builds: list[dict[str, Any]] = []
         evaluate = self._evaluator(data, loader)
