@@ -13,8 +13,8 @@ ARCHITECTURES = [
         deviations=vgg.__doc__ or "",
     ),
     ArchitectureSpec(
-        name="resnet20", family="resnet", build=resnet.resnet20, default_width=1.0,
-        description="CIFAR ResNet-20 (16-32-64 channels), basic blocks",
+        name="resnet20", family="resnet", build=resnet.resnet20, default_width=0.25,
+        description="ResNet-20 of the SNN literature (64-128-256 channels at width 1)",
         citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
         deviations=resnet.__doc__ or "",
     ),

@@ -1,8 +1,10 @@
-"""ResNet-20 for CIFAR-sized inputs (He et al., CVPR 2016, section 4.2).
+"""ResNet-20 as the SNN conversion literature uses it (He et al., CVPR 2016, section 4.2;
+widened as in the SNN Calibration and soft-reset conversion code).
 
-Three stages of three basic blocks with 16, 32 and 64 channels (times the width
-multiplier), a 3x3 stem for small inputs and the 7x7 stride-2 stem with average pooling
-for ImageNet-sized ones. Deviations: 1x1-conv (option B) shortcuts when the shape changes;
+Three stages of three basic blocks with 64, 128 and 256 channels at width 1.0 (He's CIFAR
+ResNet-20 has 16, 32 and 64: width 0.25, the default on the embedded digits), a 3x3 stem
+for small inputs and the 7x7 stride-2 stem with average pooling for ImageNet-sized ones.
+Deviations: 1x1-conv (option B) shortcuts when the shape changes;
 average instead of max pooling in the large-input stem; a stride-2 stage keeps stride 1
 when the feature map is already 1x1.
 """
@@ -88,4 +90,4 @@ class ResNet(nn.Module):
 
 
 def resnet20(request: ArchitectureRequest) -> nn.Module:
-    return ResNet([3, 3, 3], [16, 32, 64], request, "resnet20")
+    return ResNet([3, 3, 3], [64, 128, 256], request, "resnet20")
