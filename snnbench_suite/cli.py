@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the method x architecture x dataset x seed matrix")
     run.add_argument("--methods", required=True, help="comma-separated method names")
     run.add_argument("--T", dest="steps", required=True, help="time steps to report, e.g. 1,2,4,32")
-    run.add_argument("--archs", default=None, help="architectures (default: resnet20)")
+    run.add_argument("--archs", default=None, help="architectures (default: vgg11)")
     run.add_argument("--datasets", default=None, help="datasets (default: digits)")
     run.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 (default: 0)")
     run.add_argument("--epochs", type=int, default=None,
@@ -138,11 +138,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind in kinds:
         registry = getattr(plugins, kind)
         table = Table(title=kind)
-        table.add_column("name")
-        table.add_column("family / kind")
-        table.add_column("version")
-        table.add_column("origin")
-        table.add_column("description")
+        for column in ("name", "family / kind", "version", "origin", "description"):
+            table.add_column(column, overflow="fold")  # never cut a name with an ellipsis
         for entry in registry.entries():
             spec = entry.value
             family = getattr(spec, "family", None) or getattr(spec, "modality", "") or ""
@@ -156,7 +153,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = _load(args)
     table = Table(title="plugins (entry-point group snnbench_suite)")
     for column in ("name", "distribution", "version", "status", "details"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for status in plugins.statuses:
         details = status.error or ""
         if args.all and status.hooks:

@@ -19,7 +19,7 @@ from snnbench_suite.errors import UsageError
 from snnbench_suite.plugins import Plugins
 
 DEFAULT_DATASET = "digits"
-DEFAULT_ARCHITECTURE = "resnet20"
+DEFAULT_ARCHITECTURE = "vgg11"
 
 
 def split_list(text: str, what: str) -> list[str]:
