@@ -138,8 +138,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind in kinds:
         registry = getattr(plugins, kind)
         table = Table(title=kind)
-        for column in ("name", "family / kind", "version", "origin", "description"):
-            table.add_column(column, overflow="fold")  # never cut a name with an ellipsis
+        for column in ("name", "family / kind", "version", "origin"):
+            table.add_column(column, no_wrap=True)  # names stay whole; the description wraps
+        table.add_column("description", ratio=1)
         for entry in registry.entries():
             spec = entry.value
             family = getattr(spec, "family", None) or getattr(spec, "modality", "") or ""
@@ -152,8 +153,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = _load(args)
     table = Table(title="plugins (entry-point group snnbench_suite)")
-    for column in ("name", "distribution", "version", "status", "details"):
-        table.add_column(column, overflow="fold")
+    for column in ("name", "distribution", "version", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("details", ratio=1)
     for status in plugins.statuses:
         details = status.error or ""
         if args.all and status.hooks:
