@@ -19,11 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from snnbench_suite.artifacts import AnnCache, artifact_key
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
 from snnbench_suite.evaluation import evaluate_ann, evaluate_snn
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.progress import Reporter
+from snnbench_suite.provenance import package_version
 from snnbench_suite.specs import (
     AnnRecipe,
     ArchitectureRequest,
@@ -37,6 +39,8 @@ from snnbench_suite.specs import (
 from snnbench_suite.train import LossFn, train_model
 
 EVAL_BATCH_SIZE = 256
+# Part of every ANN cache key: a new snnbench version retrains rather than trusting old ANNs.
+SNNBENCH_VERSION = package_version("snnbench-suite") or "unknown"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class CellRunner:
         self.reporter = reporter
         self._datasets: dict[str, DatasetSplits] = {}
         self._anns: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+        self.ann_cache = AnnCache(settings.cache_dir)
 
     # --- data ---------------------------------------------------------------------
 
@@ -149,15 +154,19 @@ class CellRunner:
         """The trained ANN of this cell's recipe, trained once per run and key."""
         dataset_spec = self.plugins.datasets.get(cell.dataset)
         config = with_epochs(recipe.training or dataset_spec.ann_training, cell.epochs)
-        key = canonical_json([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
-                              recipe.name, recipe.version, recipe.batch_norm, config,
-                              cell.seed])
+        key = artifact_key([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
+                            recipe.name, recipe.version, recipe.batch_norm, config,
+                            cell.seed, SNNBENCH_VERSION])
+        seed_everything(cell.seed)  # the initial weights must not depend on earlier cells
         model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
         if key in self._anns:
             state, info = self._anns[key]
             model.load_state_dict(state)
-            return model.eval(), {**info, "reused_in_run": True}
-        seed_everything(cell.seed)
+            return model.eval(), {**info, "source": "reused in this run"}
+        cached = self.ann_cache.load(key, model)
+        if cached is not None:
+            self._anns[key] = (copy.deepcopy(model.state_dict()), cached)
+            return model.eval(), {**cached, "source": f"cache {key}"}
         summary = train_model(
             model, loader("train", batch_size=config.batch_size, shuffle=True), config,
             device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
@@ -167,7 +176,8 @@ class CellRunner:
         info = {"recipe": recipe.name, "recipe_version": recipe.version,
                 "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
         self._anns[key] = (copy.deepcopy(model.state_dict()), info)
-        return model.eval(), {**info, "reused_in_run": False}
+        self.ann_cache.store(key, model, info)
+        return model.eval(), {**info, "source": f"trained, cached as {key}"}
 
     # --- the cell -------------------------------------------------------------------
 

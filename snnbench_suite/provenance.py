@@ -16,7 +16,7 @@ import torch
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _version(distribution: str) -> str | None:
+def package_version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -47,7 +47,7 @@ def environment(device: torch.device, plugin_versions: dict[str, str | None]) ->
         or platform.machine()
     )
     return {
-        "snnbench_version": _version("snnbench-suite"),
+        "snnbench_version": package_version("snnbench-suite"),
         "plugins": plugin_versions,
         "git": git_state(),
         "python": sys.version.split()[0],
