@@ -1,6 +1,23 @@
 """The spiking toolkit every method shares: neurons, surrogates, conversion, observation,
 readout and encoders. Tensors are `[T, B, ...]`; stateless layers run on `[T*B, ...]`."""
 
+from snnbench_suite.snn.activations import (
+    QCFS,
+    ClampQuantize,
+    ThresholdReLU,
+    clamp_quantize,
+    clip_floor,
+    clip_floor_ste,
+    floor_ste,
+)
+from snnbench_suite.snn.calibration import (
+    channel_mean,
+    channel_sum,
+    ema,
+    mmse_threshold,
+    module_outputs,
+    spiking_rates,
+)
 from snnbench_suite.snn.convert import (
     ActivationSite,
     ConversionGraph,
@@ -10,7 +27,13 @@ from snnbench_suite.snn.convert import (
     register_convertible_activation,
     trace,
 )
-from snnbench_suite.snn.encoding import direct, frames_first, poisson
+from snnbench_suite.snn.encoding import IFEncoder, direct, frames_first, poisson
+from snnbench_suite.snn.graphs import (
+    average_pool_nodes,
+    insert_after,
+    pre_activation_subgraph,
+    require_average_pooling,
+)
 from snnbench_suite.snn.neurons import IFNeuron, LIFNeuron, SpikingNeuron
 from snnbench_suite.snn.observe import ActivationStats, observe_activations, recording_outputs
 from snnbench_suite.snn.readout import anytime_readout, readout_at
@@ -21,9 +44,12 @@ __all__ = [
     "ATan",
     "ActivationSite",
     "ActivationStats",
+    "ClampQuantize",
     "ConversionGraph",
+    "IFEncoder",
     "IFNeuron",
     "LIFNeuron",
+    "QCFS",
     "Rectangle",
     "SURROGATES",
     "Sigmoid",
@@ -31,18 +57,33 @@ __all__ = [
     "SpikingNeuron",
     "Surrogate",
     "TemporalModule",
+    "ThresholdReLU",
     "Triangle",
     "anytime_readout",
+    "average_pool_nodes",
+    "channel_mean",
+    "channel_sum",
+    "clamp_quantize",
+    "clip_floor",
+    "clip_floor_ste",
     "direct",
+    "ema",
+    "floor_ste",
     "fold_batch_norms",
     "fold_time",
     "frames_first",
+    "insert_after",
+    "mmse_threshold",
+    "module_outputs",
     "observe_activations",
     "poisson",
+    "pre_activation_subgraph",
     "prepare_conversion",
     "readout_at",
     "recording_outputs",
     "register_convertible_activation",
+    "require_average_pooling",
+    "spiking_rates",
     "trace",
     "unfold_time",
 ]

@@ -156,10 +156,22 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     setattr(parent, leaf, module)
 
 
+class _SiteTracer(fx.Tracer):
+    """Keeps registered activation modules whole: a method's own activation (a clipped or
+    quantized ReLU written in Python) would otherwise be traced into its arithmetic and
+    no longer be recognisable as an activation site."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if isinstance(m, tuple(_CONVERTIBLE_MODULES)):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
 def trace(model: nn.Module) -> fx.GraphModule:
     """Symbolically trace `model`, or say clearly why it cannot be converted."""
     try:
-        return fx.symbolic_trace(model)
+        graph = _SiteTracer().trace(model)
+        return fx.GraphModule(model, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types; all mean "not traceable"
         raise ConversionError(
             f"{type(model).__name__} cannot be traced with torch.fx, so it cannot be "
