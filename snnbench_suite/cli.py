@@ -82,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         DEFAULT_DATASET,
         Overrides,
         build_plan,
+        check_datasets,
         parse_seeds,
         parse_steps,
         split_list,
@@ -103,22 +104,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=Overrides.parse(args.overrides),
         epochs=args.epochs,
     )
+    results_dir = Path(args.results or _default_results())
+    cache_dir = Path(args.cache or _default_cache())
+    data_root = Path(args.data_root) if args.data_root else None
+    check_datasets(plugins, plan, data_root=data_root, cache_dir=cache_dir)
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
         raise UsageError(f"--device {args.device!r}: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: this machine has no CUDA device; use --device cpu")
-    results_dir = Path(args.results or _default_results())
-    cache_dir = Path(args.cache or _default_cache())
     check_writable_folder(results_dir, "results folder")
     check_writable_folder(cache_dir, "cache folder")
     err = Console(stderr=True)
     for note in notes:
         err.print(f"note: {note}")
     settings = RunSettings(results_dir=results_dir, cache_dir=cache_dir,
-                           data_root=Path(args.data_root) if args.data_root else None,
-                           device=device)
+                           data_root=data_root, device=device)
     reporter = Reporter() if args.quiet else RichReporter(err)
     summary = run_plan(plan, plugins, settings, reporter)
     frame = build_table(plugins, results_dir, "leaderboard")

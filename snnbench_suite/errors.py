@@ -38,6 +38,10 @@ class DataMissingError(UsageError):
     """A dataset's files are not where the suite looked for them."""
 
 
+class DataCorruptError(UsageError):
+    """A dataset file exists but cannot be read as its format says; the message names it."""
+
+
 class ConversionError(SnnbenchError):
     """A model cannot be converted to a spiking network; the message names the node."""
 

@@ -10,13 +10,15 @@ import difflib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from snnbench_suite.cells import Cell
+from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
 from snnbench_suite.plugins import Plugins
+from snnbench_suite.specs import DatasetRequest
 
 DEFAULT_DATASET = "digits"
 DEFAULT_ARCHITECTURE = "vgg11"
@@ -192,3 +194,19 @@ def build_plan(
         for d, a, m, s in itertools.product(data_specs, arch_specs, method_specs, seeds)
     ]
     return RunPlan(cells=cells, steps=list(steps), notes=[])
+
+
+def check_datasets(plugins: Plugins, plan: RunPlan, *, data_root: Path | None,
+                   cache_dir: Path) -> None:
+    """Run each dataset's pre-flight `check` once per dataset and parameters, so missing
+    files are a UsageError (exit 2) before any cell runs, not one failed cell per seed."""
+    seen: set[str] = set()
+    for cell in plan.cells:
+        key = canonical_json([cell.dataset, cell.dataset_params])
+        spec = plugins.datasets.get(cell.dataset)
+        if key in seen or spec.check is None:
+            continue
+        seen.add(key)
+        # The same request CellRunner.dataset builds: its cache lives in <cache>/datasets.
+        spec.check(DatasetRequest(params=dict(cell.dataset_params), data_root=data_root,
+                                  cache_dir=cache_dir / "datasets"))

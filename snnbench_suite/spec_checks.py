@@ -78,6 +78,8 @@ def check_dataset(spec: object) -> None:
     _require_in(spec.modality, MODALITIES, "modality", spec.name)
     if not callable(spec.load):
         raise InvalidSpecError(f"dataset {spec.name!r}: load must be callable")
+    if spec.check is not None and not callable(spec.check):
+        raise InvalidSpecError(f"dataset {spec.name!r}: check must be callable or None")
 
 
 def check_table(spec: object) -> None:

@@ -85,6 +85,10 @@ class DatasetSplits:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset. `check(request)`, when given, is a cheap pre-flight test run before any
+    cell: it raises DataMissingError when files are absent (or UsageError for a bad
+    parameter), reads no samples and writes nothing."""
+
     name: str
     version: str
     task: Task
@@ -96,6 +100,7 @@ class DatasetSpec:
     citation: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     embedded: bool = False
+    check: Callable[[DatasetRequest], None] | None = None
 
 
 # --- architectures --------------------------------------------------------------------
