@@ -15,10 +15,10 @@ with tonic's `ToFrame` into `[frames, 2, 34, 34]` event counts (channel 0 OFF, 1
 The loader yields `[B, frames, 2, 34, 34]`; the runner feeds one frame per step, so T may
 not exceed `frames`.
 
-Generated once (about 15 s on one core) and cached in `<cache>/datasets/dvs_digits/`,
-compressed, keyed by the generator version and its parameters, written atomically; a
-corrupt cache file is regenerated. Deterministic: the sensor's mismatch is seeded by the
-generator version, each sample's noise by its index as well.
+Generated once (about 10 s on one core; 29 MB) and cached, compressed, in
+`<cache>/datasets/dvs_digits/`, keyed by the generator version and its parameters and
+written atomically; a corrupt cache file is regenerated. Deterministic: the sensor's
+mismatch is seeded by the generator version, each sample's noise by its index as well.
 
 Split as `digits`: the same stratified 1,437 / 360 split and calibration subset. Training
 augmentation: the frames shifted together by up to one pixel. The generator parameters
