@@ -15,7 +15,8 @@ Networks. ICLR 2021 (arXiv 2103.00476).
    the classifier does not spike and its output is averaged over T.
 4. `softreset` builds per T (the shift depends on T). `softreset.anytime` is the authors'
    evaluation: one simulation with the shift fixed for `shift_T` (32) steps, every T read
-   from it.
+   from it. Past shift_T steps the fixed shift keeps adding charge (V_th/2 per shift_T
+   steps), so readings at T > shift_T are biased upwards; the authors stop at T = 32.
 
 Deviations:
 - theta (`relu_threshold`, default 2.0) is a command-line setting in the authors' code
