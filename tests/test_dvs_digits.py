@@ -3,6 +3,7 @@ refractory period) and the dataset built on it (framing, split, cache, fingerpri
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,9 @@ def test_a_corrupt_cache_file_is_regenerated(tmp_path) -> None:
     assert np.array_equal(again.offsets, first.offsets)
     assert path.stat().st_size == size
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary leftovers
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 @pytest.mark.parametrize("key,value", [("contrast_threshold", 0.0), ("frames", 0),
@@ -228,6 +232,18 @@ def test_bad_parameters_are_usage_errors(tmp_path, key, value) -> None:
                              cache_dir=tmp_path)
     with pytest.raises(UsageError, match=f"dvs_digits.{key}"):
         dvs_digits.check(request)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_parameter_on_the_command_line_is_exit_2_before_anything_runs(tmp_path,
+                                                                          capsys) -> None:
+    from snnbench_suite.cli import main
+
+    code = main(["run", "--datasets", "dvs_digits", "--methods", "sdt", "--T", "4", "--quiet",
+                 "--set", "dvs_digits.framing=random", "--results", str(tmp_path / "r"),
+                 "--cache", str(tmp_path / "c")])
+    assert code == 2
+    assert "dvs_digits.framing=random: use one of time, count" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

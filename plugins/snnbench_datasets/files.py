@@ -119,6 +119,11 @@ def atomic_file(path: Path, dataset: str) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); a cache is shared like any file the user
+        # writes, so give it the permissions the umask allows.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
