@@ -1,14 +1,15 @@
 """A small typed registry: one per kind of plugin object (methods, architectures, ...).
 
 Each entry remembers which plugin supplied it, so a duplicate name is an error naming both
-origins and `snnbench list` can show where a name comes from.
+origins and `snnbench list` can show where a name comes from. An entry whose value has a
+callable `variants` is a family: `family.variant` names resolve through it (`timm.resnet18`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -42,6 +43,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._variants: dict[str, Entry[T]] = {}  # resolved `family.variant` names
 
     def register(self, name: str, value: T, origin: str) -> None:
         check_name(self.kind, name)
@@ -56,18 +58,57 @@ class Registry(Generic[T]):
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
+        for resolved in [n for n in self._variants if n.partition(".")[0] == name]:
+            del self._variants[resolved]
 
     def get(self, name: str) -> T:
         return self.entry(name).value
 
     def entry(self, name: str) -> Entry[T]:
+        found = self._entries.get(name)
+        if found is not None and self._resolver(found) is not None:
+            raise UnknownNameError(
+                f"{self.kind} {name!r} is a family: name one of its members as "
+                f"'{name}.<variant>'{self._example(found)}."
+            )
+        if found is None:
+            found = self._variant(name)
+        if found is None:
+            raise UnknownNameError(self.unknown_message(name))
+        return found
+
+    @staticmethod
+    def _resolver(entry: Entry[T]) -> Callable[[str], T] | None:
+        """A value with a callable `variants` (ArchitectureSpec.variants) is a family."""
+        resolve = getattr(entry.value, "variants", None)
+        return resolve if callable(resolve) else None
+
+    @staticmethod
+    def _example(entry: Entry[T]) -> str:
+        examples = getattr(entry.value, "examples", ())
+        return f", e.g. '{entry.name}.{examples[0]}'" if examples else ""
+
+    def _variant(self, name: str) -> Entry[T] | None:
+        """`family.variant` resolved through the registered `family`, if there is one."""
+        if name in self._variants:
+            return self._variants[name]
+        family, dot, variant = name.partition(".")
+        base = self._entries.get(family) if dot else None
+        resolve = self._resolver(base) if base is not None else None
+        if base is None or resolve is None:
+            return None
         try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+            value = resolve(variant)
+        except ValueError as exc:
+            raise UnknownNameError(f"Unknown {self.kind} {name!r}: {exc}") from None
+        self._variants[name] = Entry(name, value, base.origin)
+        return self._variants[name]
 
     def unknown_message(self, name: str) -> str:
-        known = sorted(self._entries)
+        known = sorted(
+            f"{n}.<variant>" if self._resolver(e) is not None else n
+            for n, e in self._entries.items()
+        )
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listing = ", ".join(known) if known else "(none registered)"

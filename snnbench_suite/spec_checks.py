@@ -68,6 +68,13 @@ def check_architecture(spec: object) -> None:
         raise InvalidSpecError(f"architecture {spec.name!r}: build must be callable")
     if not spec.default_width > 0:
         raise InvalidSpecError(f"architecture {spec.name!r}: default_width must be > 0")
+    if spec.variants is not None and not callable(spec.variants):
+        raise InvalidSpecError(f"architecture {spec.name!r}: variants must be callable or None")
+    if spec.examples and spec.variants is None:
+        raise InvalidSpecError(
+            f"architecture {spec.name!r}: examples name variants of a family; give "
+            "`variants` too, or drop `examples`"
+        )
 
 
 def check_dataset(spec: object) -> None:

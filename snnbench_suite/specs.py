@@ -127,6 +127,15 @@ class ArchitectureRequest:
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
+    """An architecture. `build(request)` raises ValueError for a request it cannot take
+    (width <= 0, too few classes, an input too small), before any training.
+
+    A *family* spec serves many names: with `variants`, the registry resolves
+    `<name>.<variant>` (e.g. `timm.resnet18`) to `variants(variant)`, which returns that
+    member's spec or raises ValueError (naming close matches). `examples` are variants
+    the tests build, so registering a family enrols it in the tests.
+    """
+
     name: str
     family: str
     build: Callable[[ArchitectureRequest], nn.Module]
@@ -134,6 +143,8 @@ class ArchitectureSpec:
     description: str = ""
     citation: str = ""
     deviations: str = ""
+    variants: Callable[[str], ArchitectureSpec] | None = None
+    examples: tuple[str, ...] = ()
 
 
 # --- methods --------------------------------------------------------------------------

@@ -38,3 +38,37 @@ def test_dotted_variant_names_are_allowed() -> None:
     registry.register("calib.light", 1, origin="p")
     assert registry.get("calib.light") == 1
     assert registry.origin("calib.light") == "p"
+
+
+class _Family:
+    """A value with `variants`: the registry resolves `family.<variant>` through it."""
+
+    examples = ("small",)
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def variants(self, variant: str) -> str:
+        self.calls.append(variant)
+        if variant not in ("small", "large"):
+            raise ValueError(f"no member {variant!r}. Did you mean: fam.small?")
+        return f"member {variant}"
+
+
+def test_a_family_entry_resolves_dotted_members_once() -> None:
+    registry: Registry[object] = Registry("architecture")
+    family = _Family()
+    registry.register("fam", family, origin="p")
+    assert registry.get("fam.small") == "member small"
+    assert registry.get("fam.small") == "member small"
+    assert family.calls == ["small"]  # resolved once, then remembered
+    assert registry.origin("fam.large") == "p"
+    with pytest.raises(UnknownNameError, match=r"Unknown architecture 'fam.tiny': no member"):
+        registry.get("fam.tiny")
+    with pytest.raises(UnknownNameError, match=r"'fam' is a family.*'fam.small'"):
+        registry.get("fam")
+    with pytest.raises(UnknownNameError, match=r"Available: fam.<variant>\."):
+        registry.get("other")
+    registry.unregister("fam")
+    with pytest.raises(UnknownNameError):
+        registry.get("fam.small")
