@@ -1,4 +1,5 @@
-"""Pieces every architecture shares: input normalisation, width scaling, stem choice."""
+"""Pieces every architecture shares: input normalisation, request checks, width scaling,
+the stem chosen by input size, and the rule that keeps downsampling above 1x1."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from snnbench_suite import ArchitectureRequest
 # Inputs up to this size get a CIFAR-style stem (3x3, no early downsampling).
 SMALL_INPUT_MAX = 64
 MIN_CHANNELS = 4
+# Below 4x4 a 3x3 convolution sees more zero padding than image, and no stage can
+# downsample; such an input is refused rather than run through a degenerate network.
+MIN_INPUT_SIZE = 4
 
 
 class Normalize(nn.Module):
@@ -24,7 +28,8 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def check_request(request: ArchitectureRequest, name: str) -> tuple[int, int, int]:
+def check_request(request: ArchitectureRequest, name: str,
+                  min_size: int = MIN_INPUT_SIZE) -> tuple[int, int, int]:
     """Validate the request; return (channels, height, width) of the input."""
     if not request.width > 0:
         raise ValueError(f"{name}: the width multiplier must be > 0, got {request.width}")
@@ -35,8 +40,14 @@ def check_request(request: ArchitectureRequest, name: str) -> tuple[int, int, in
             f"{name}: expects an image input shape (C, H, W), got {request.input_shape}"
         )
     channels, height, width = (int(v) for v in request.input_shape)
-    if min(channels, height, width) < 1:
+    if channels < 1:
         raise ValueError(f"{name}: invalid input shape {request.input_shape}")
+    if min(height, width) < min_size:
+        raise ValueError(
+            f"{name}: the input {height}x{width} is too small; this architecture takes "
+            f"inputs of at least {min_size}x{min_size}. Use a larger input (e.g. "
+            "--set digits.size=16 upsamples the digits)."
+        )
     return channels, height, width
 
 
@@ -53,3 +64,71 @@ def input_layers(request: ArchitectureRequest) -> list[nn.Module]:
 
 def norm2d(channels: int, enabled: bool) -> nn.Module:
     return nn.BatchNorm2d(channels) if enabled else nn.Identity()
+
+
+def is_small(size: int) -> bool:
+    """Whether an input of this (smaller) side gets the CIFAR-style stem."""
+    return size <= SMALL_INPUT_MAX
+
+
+def downsample(size: int) -> tuple[int, int]:
+    """(stride, new size) for a stage that halves the map: stride 1 once the map is 1x1,
+    so no number of stages takes the feature map below 1x1. The size rounds up, as a
+    padded 3x3 (or 1x1) convolution with stride 2 does."""
+    if size < 2:
+        return 1, size
+    return 2, (size + 1) // 2
+
+
+def stage_strides(size: int, stages: int) -> list[int]:
+    """Strides of `stages` stride-2 stages on a map of side `size`. When the map cannot
+    be halved that often (down to 1x1), the *earliest* stages keep stride 1, so the deep
+    stages still see a spatial map: a deep stack of 3x3 convolutions on a 1x1 map is a
+    plain MLP, which trains poorly (MobileNet V1 on 8x8 digits: 55% instead of 82%)."""
+    possible, side = 0, size
+    while side > 1 and possible < stages:
+        side = (side + 1) // 2
+        possible += 1
+    return [1] * (stages - possible) + [2] * possible
+
+
+def zero_init_last_bn(branch_bn: nn.Module) -> None:
+    """Start a residual branch at zero (its last BN's scale), so each block begins as
+    the identity: deep residual networks then train at the suite's learning rate
+    (Goyal et al., 2017). Without BN there is nothing to zero."""
+    if isinstance(branch_bn, nn.BatchNorm2d):
+        nn.init.zeros_(branch_bn.weight)
+
+
+def conv_bn_act(in_channels: int, out_channels: int, kernel: int, stride: int,
+                request: ArchitectureRequest, groups: int = 1,
+                padding: int | None = None) -> list[nn.Module]:
+    """Convolution ('same' padding unless given), BN when the request has it, then the
+    activation."""
+    bn = request.batch_norm
+    pad = kernel // 2 if padding is None else padding
+    return [nn.Conv2d(in_channels, out_channels, kernel, stride, pad, groups=groups,
+                      bias=not bn),
+            norm2d(out_channels, bn), request.activation()]
+
+
+def imagenet_or_cifar_stem(in_channels: int, out_channels: int, size: int,
+                           request: ArchitectureRequest,
+                           activate: bool = True) -> tuple[list[nn.Module], int]:
+    """The ResNet/DenseNet stem: 3x3 stride 1 for small inputs, else 7x7 stride 2 and a
+    3x3 stride-2 pool (average, not max, so that conversion keeps rates). Returns the
+    layers (without input normalisation) and the feature-map side after them.
+
+    `activate=False` leaves out BN and activation (pre-activation networks such as the
+    CIFAR DenseNet-BC start with a bare convolution)."""
+    bn = request.batch_norm and activate
+    if is_small(size):
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=not bn)]
+        if activate:
+            layers += [norm2d(out_channels, bn), request.activation()]
+        return layers, size
+    layers = [nn.Conv2d(in_channels, out_channels, 7, 2, 3, bias=not bn)]
+    if activate:
+        layers += [norm2d(out_channels, bn), request.activation()]
+    layers.append(nn.AvgPool2d(3, 2, 1))
+    return layers, ((size + 1) // 2 + 1) // 2
