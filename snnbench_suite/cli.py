@@ -133,21 +133,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _parameter_count(spec: object) -> str:
+    """Parameters of an architecture at its default width, for a 3x32x32, 10-class input."""
+    from snnbench_suite.specs import ArchitectureRequest, ArchitectureSpec
+
+    if not isinstance(spec, ArchitectureSpec) or spec.variants is not None:
+        return "per member"
+    try:
+        model = spec.build(ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32),
+                                               width=spec.default_width))
+    except Exception as exc:  # a listing must not fail because one plugin cannot build
+        return f"cannot build: {type(exc).__name__}"
+    count = sum(p.numel() for p in model.parameters())
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else str(count)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     plugins = _load(args)
     console = Console()
     kinds = [args.kind] if args.kind else list(LIST_KINDS)
     for kind in kinds:
         registry = getattr(plugins, kind)
-        table = Table(title=kind)
-        for column in ("name", "family / kind", "version", "origin"):
+        title = kind
+        if kind == "architectures":
+            title += " (params at the default width for a 3x32x32 input and 10 classes)"
+        table = Table(title=title)
+        # Architectures have no version; their parameter count and width take its place.
+        columns: tuple[str, ...] = ("name", "family / kind", "version", "origin")
+        if kind == "architectures":
+            columns = ("name", "family / kind", "params", "width", "origin")
+        for column in columns:
             table.add_column(column, no_wrap=True)  # names stay whole; the description wraps
         table.add_column("description", ratio=1)
         for entry in registry.entries():
             spec = entry.value
             family = getattr(spec, "family", None) or getattr(spec, "modality", "") or ""
+            description = getattr(spec, "description", "").split("\n")[0]
+            if kind == "architectures":
+                # A family's members are named `<family>.<name>`.
+                name = f"{entry.name}.<name>" if spec.variants is not None else entry.name
+                table.add_row(name, str(family), _parameter_count(spec),
+                              f"{spec.default_width:g}", entry.origin, description)
+                continue
             table.add_row(entry.name, str(family), str(getattr(spec, "version", "")),
-                          entry.origin, getattr(spec, "description", "").split("\n")[0])
+                          entry.origin, description)
         console.print(table)
     return EXIT_OK
 
