@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from snnbench_methods import calib
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from snnbench_methods import calib
 from snnbench_suite.errors import ConversionError
 from snnbench_suite.snn import (
     IFNeuron,

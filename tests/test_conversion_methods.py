@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from snnbench_methods import cqplus, qcfs, softreset
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from snnbench_methods import cqplus, qcfs, softreset
 from snnbench_suite.cli import main
 from snnbench_suite.errors import ConversionError
 from snnbench_suite.snn import (

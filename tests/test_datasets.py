@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from snnbench_datasets import cifar, cifar10_dvs, imagenet
 
+from snnbench_datasets import cifar, cifar10_dvs, imagenet
 from snnbench_suite import DatasetRequest
 from snnbench_suite.cli import main
 from snnbench_suite.errors import DataCorruptError, DataMissingError, UsageError

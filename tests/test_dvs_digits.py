@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tonic
 import torch
+
 from snnbench_datasets import dvs_digits
 from snnbench_datasets.digits import load as load_digits_dataset
 from snnbench_datasets.event_camera import CameraModel, record, saccade_path
-
 from snnbench_suite import DatasetRequest
 from snnbench_suite.errors import UsageError
 
@@ -153,8 +153,9 @@ def test_dataset_shapes_split_and_info(default_load) -> None:
 
 def test_dataset_frames_are_tonic_frames_of_the_cached_events(default_load, cache_dir) -> None:
     from sklearn.datasets import load_digits
-    from snnbench_datasets.digits import SPLIT_SEED, TEST_SIZE, stratified_split
     from tonic.transforms import ToFrame
+
+    from snnbench_datasets.digits import SPLIT_SEED, TEST_SIZE, stratified_split
 
     camera = dvs_digits.camera_for(dvs_digits.PARAMS)
     recorded = dvs_digits._load(dvs_digits.cache_path(cache_dir, camera))

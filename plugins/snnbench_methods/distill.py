@@ -31,10 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnbench_suite import MethodContext, MethodSpec
-from snnbench_suite.evaluation import input_sequence
-from snnbench_suite.snn import trace
-from snnbench_suite.snn.features import capturing_input, classifier_name
 from snnbench_methods.direct import (
     DIRECT_TRAINING_TRAITS,
     assert_per_t,
@@ -42,6 +38,10 @@ from snnbench_methods.direct import (
     trainable_snn,
 )
 from snnbench_methods.recipes import RELU_BN
+from snnbench_suite import MethodContext, MethodSpec
+from snnbench_suite.evaluation import input_sequence
+from snnbench_suite.snn import trace
+from snnbench_suite.snn.features import capturing_input, classifier_name
 
 
 def kd_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
