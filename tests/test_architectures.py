@@ -1,24 +1,107 @@
 """Every registered architecture: builds for the shapes the suite uses, trains a step,
-traces, and converts. A newly registered architecture is enrolled automatically."""
+traces, converts, and, after the digits training, its `naive` conversion at T = 256 agrees
+with its ANN on at least 95% of the digits test split. A newly registered architecture is
+enrolled automatically; a family (`timm`) is enrolled through the examples its spec names.
+
+Training and simulating 360 digits for 256 steps costs 5 s to 100 s per network on one
+core, so the agreement test of the costly networks, and of those whose naive conversion
+needs more than 256 steps, runs only with SNNBENCH_SLOW_TESTS=1; what they measured is
+recorded below.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from torch import nn
 
 from snnbench_suite import ArchitectureRequest
-from snnbench_suite.plugins import load_plugins
-from snnbench_suite.snn import IFNeuron, direct, prepare_conversion
+from snnbench_suite.cli import main
+from snnbench_suite.errors import ConversionError, UnknownNameError, UsageError
+from snnbench_suite.matrix import Overrides, build_plan
+from snnbench_suite.plugins import Plugins, load_plugins
+from snnbench_suite.snn import IFNeuron, direct, prepare_conversion, trace
+from snnbench_suite.testing import method_context
 
-ARCHITECTURES = load_plugins(strict=True).architectures.names()
+
+def enrolled(plugins: Plugins) -> list[str]:
+    """Every registered architecture; a family by the examples of its spec."""
+    names = []
+    for entry in plugins.architectures.entries():
+        spec = entry.value
+        if spec.variants is None:
+            names.append(entry.name)
+        else:
+            names += [f"{entry.name}.{example}" for example in spec.examples]
+    return names
+
+
+PLUGINS = load_plugins(strict=True)
+ARCHITECTURES = enrolled(PLUGINS)
 SHAPES = [(1, 8, 8), (3, 32, 32), (2, 48, 48), (3, 224, 224)]
+
+AGREEMENT_T = 256
+SLOW_TESTS = os.environ.get("SNNBENCH_SLOW_TESTS", "") == "1"
+# Agreement of naive conversion at T = 256 with the ANN on the 360 test digits, measured
+# after the digits training (8 epochs, default width). These hold, but each costs 20 s to
+# 100 s on one core.
+SLOW_AGREEMENT = {
+    "densenet121": "99.2%",
+    "densenet_bc100": "99.2%",
+    "regnetx_400mf": "96.4%",
+    "resnet19": "98.1%",
+    "resnet34": "95.6%",
+    "resnet50": "95.8%",
+    "timm.regnetx_002": "97.2%",
+}
+# Naive conversion has not converged at T = 256 for these, whatever the training: the
+# max-activation thresholds leave their many sequential layers firing rarely (MobileNet's
+# depthwise layers peak at 10-30 times their typical activation) and every layer adds
+# latency. Agreement at T = 256 on the test split, measured as above (in brackets: on the
+# first 120 test digits at a larger T).
+NAIVE_NEEDS_MORE_STEPS = {
+    "vgg16": "85.6% (96.7% at T = 1024)",
+    "mobilenet_v1": "29.4% (82.5% at T = 1024)",
+    "mobilenet_v2": "90.3% (91.7% at T = 512)",
+}
+
+
+def agreement_cases() -> list[object]:
+    cases: list[object] = []
+    for name in ARCHITECTURES:
+        marks = []
+        if name in NAIVE_NEEDS_MORE_STEPS:
+            marks.append(pytest.mark.xfail(strict=True, reason=(
+                f"naive conversion of {name} needs more than {AGREEMENT_T} steps: "
+                f"agreement {NAIVE_NEEDS_MORE_STEPS[name]}")))
+        measured = SLOW_AGREEMENT.get(name) or NAIVE_NEEDS_MORE_STEPS.get(name)
+        if measured is not None:
+            marks.append(pytest.mark.skipif(not SLOW_TESTS, reason=(
+                f"slow: set SNNBENCH_SLOW_TESTS=1 (measured agreement {measured})")))
+        cases.append(pytest.param(name, marks=marks, id=name))
+    return cases
+
+
+def is_member(name: str) -> bool:
+    """A name served by a family spec (timm.<name>): built at its own width."""
+    return name not in PLUGINS.architectures.names()
+
+
+def test_every_family_names_examples_for_the_tests() -> None:
+    for entry in PLUGINS.architectures.entries():
+        if entry.value.variants is not None:
+            assert entry.value.examples, f"family {entry.name!r} gives no examples to test"
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_builds_trains_traces_and_converts(plugins, name: str, shape: tuple[int, ...]) -> None:
     spec = plugins.architectures.get(name)
-    width = spec.default_width if shape[-1] < 224 else min(spec.default_width, 0.25)
+    width = spec.default_width
+    if shape[-1] >= 224 and not is_member(name):
+        width = min(width, 0.25)
     model = spec.build(ArchitectureRequest(num_classes=10, input_shape=shape, width=width,
                                            normalization=((0.5,) * shape[0], (0.25,) * shape[0])))
     x = torch.rand(2, *shape)
@@ -27,9 +110,28 @@ def test_builds_trains_traces_and_converts(plugins, name: str, shape: tuple[int,
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(trace(model)(x), model(x))
     snn = prepare_conversion(model).to_spiking(lambda site: IFNeuron(1.0))
     with torch.no_grad():
         assert snn(direct(x, 2)).shape == (2, 2, 10)
+
+
+@pytest.mark.parametrize("name", agreement_cases())
+def test_naive_conversion_agrees_with_its_ann_on_digits(plugins, tmp_path, name: str) -> None:
+    # The runner's own digits training (8 epochs at the default width): a few seconds.
+    ctx = method_context(plugins, tmp_path, method="naive", architecture=name, T=None,
+                         epochs=None)
+    assert ctx.ann is not None
+    snn = plugins.methods.get("naive").build(ctx)
+    x = torch.cat([images for images, _ in ctx.loader("test")])
+    snn.max_folded_rows = AGREEMENT_T * 60  # slices of 60 digits: fewer Python steps
+    with torch.no_grad():
+        ann_predictions = ctx.ann.eval()(x).argmax(1)
+        snn_predictions = snn(direct(x, AGREEMENT_T)).mean(0).argmax(1)
+    agreeing = int((ann_predictions == snn_predictions).sum())
+    assert agreeing >= 0.95 * len(x), (
+        f"{name}: the SNN agrees with its ANN on {agreeing} of {len(x)} test digits")
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -37,5 +139,149 @@ def test_bad_requests_are_clear_errors(plugins, name: str) -> None:
     spec = plugins.architectures.get(name)
     with pytest.raises(ValueError, match="width"):
         spec.build(ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8), width=0))
+    with pytest.raises(ValueError, match="width"):
+        spec.build(ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8), width=-1.0))
     with pytest.raises(ValueError, match="2 classes"):
         spec.build(ArchitectureRequest(num_classes=1, input_shape=(1, 8, 8)))
+    with pytest.raises(ValueError, match="too small"):
+        spec.build(ArchitectureRequest(num_classes=10, input_shape=(1, 2, 2)))
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        spec.build(ArchitectureRequest(num_classes=10, input_shape=(64,)))
+
+
+# --- structure: the published networks, parameter for parameter -------------------
+
+# Parameter counts of the reference implementations (torchvision; timm for RegNetX and
+# MobileNet V1; the DenseNet-BC paper's 0.8M), at width 1 with 1,000 (or 10) classes.
+# Average instead of max pooling changes no count.
+REFERENCE_PARAMETERS = [
+    ("resnet18", (3, 224, 224), 1000, 11_689_512),
+    ("resnet34", (3, 224, 224), 1000, 21_797_672),
+    ("resnet50", (3, 224, 224), 1000, 25_557_032),
+    ("densenet121", (3, 224, 224), 1000, 7_978_856),
+    ("mobilenet_v2", (3, 224, 224), 1000, 3_504_872),
+    ("mobilenet_v1", (3, 224, 224), 1000, 4_231_976),
+    ("regnetx_200mf", (3, 224, 224), 1000, 2_684_792),
+    ("regnetx_400mf", (3, 224, 224), 1000, 5_157_512),
+    ("densenet_bc100", (3, 32, 32), 10, 769_186),
+    ("resnet19", (3, 32, 32), 10, 12_630_858),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "classes", "expected"), REFERENCE_PARAMETERS,
+                         ids=[row[0] for row in REFERENCE_PARAMETERS])
+def test_parameter_counts_match_the_reference_networks(plugins, name, shape, classes,
+                                                       expected) -> None:
+    model = plugins.architectures.get(name).build(
+        ArchitectureRequest(num_classes=classes, input_shape=shape, width=1.0))
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_regnetx_rule_gives_the_published_stages() -> None:
+    from snnbench_architectures.regnet import REGNETX, RegNetParams, stage_plan
+
+    assert stage_plan(REGNETX["regnetx_200mf"]) == [(24, 1, 8), (56, 1, 8), (152, 4, 8),
+                                                    (368, 7, 8)]
+    assert stage_plan(REGNETX["regnetx_400mf"]) == [(32, 1, 16), (64, 2, 16), (160, 7, 16),
+                                                    (384, 12, 16)]
+    # RegNetX-600MF from the same rule (the paper's table: 48-96-240-528, 1-3-5-7).
+    assert stage_plan(RegNetParams(depth=16, w0=48, wa=36.97, wm=2.24, group_width=24)) == [
+        (48, 1, 24), (96, 3, 24), (240, 5, 24), (528, 7, 24)]
+    with pytest.raises(ValueError, match="wm > 1"):
+        stage_plan(RegNetParams(depth=4, w0=8, wa=8.0, wm=1.0, group_width=8))
+
+
+def test_vgg_star_keeps_its_valid_convolution_on_32x32(plugins) -> None:
+    model = plugins.architectures.get("vgg_star").build(
+        ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), width=1.0))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [128, 128, 256, 256, 512, 512, 1024]
+    assert convs[-1].padding == (0, 0)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+
+
+def test_relu6_factory_reaches_every_mobilenet_v2_activation(plugins) -> None:
+    model = plugins.architectures.get("mobilenet_v2").build(
+        ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), activation=nn.ReLU6))
+    assert not any(type(m) is nn.ReLU for m in model.modules())
+    graph = prepare_conversion(model.eval())
+    assert {type(site.activation) for site in graph.sites} == {nn.ReLU6}
+
+
+# --- timm.<name> ----------------------------------------------------------------------
+
+
+def test_timm_models_are_planned_by_name_and_built_for_the_dataset(plugins) -> None:
+    plan = build_plan(plugins, methods=["naive"], architectures=["timm.resnet18"],
+                      datasets=["digits"], seeds=[0], steps=[1], overrides=Overrides(),
+                      epochs=1)
+    assert plan.cells[0].architecture == "timm.resnet18" and plan.cells[0].width == 1.0
+    assert plugins.architectures.origin("timm.resnet18") == "snnbench_architectures"
+    model = plugins.architectures.get("timm.resnet18").build(
+        ArchitectureRequest(num_classes=7, input_shape=(2, 48, 48)))
+    assert model(torch.rand(2, 2, 48, 48)).shape == (2, 7)
+
+
+def test_unknown_timm_name_suggests_timm_models(plugins) -> None:
+    with pytest.raises(UnknownNameError, match=r"Did you mean: timm\.resnet18"):
+        plugins.architectures.get("timm.resnet_18")
+    with pytest.raises(UnknownNameError, match="is a family"):
+        plugins.architectures.get("timm")
+    with pytest.raises(UsageError, match=r"timm\.resnet18"):
+        build_plan(plugins, methods=["naive"], architectures=["timm.resnt18"],
+                   datasets=["digits"], seeds=[0], steps=[1], overrides=Overrides(),
+                   epochs=1)
+
+
+def test_unknown_timm_name_is_exit_2_with_nothing_written(tmp_path, capsys) -> None:
+    code = main(["run", "--methods", "naive", "--T", "1", "--archs", "timm.resnt18",
+                 "--results", str(tmp_path / "r"), "--cache", str(tmp_path / "c"), "--quiet"])
+    assert code == 2
+    assert "Did you mean: timm.resnet18" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_timm_requests_it_cannot_honour_are_clear_errors(plugins) -> None:
+    resnet = plugins.architectures.get("timm.resnet18")
+    with pytest.raises(ValueError, match="no width multiplier"):
+        resnet.build(ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), width=0.5))
+    with pytest.raises(ValueError, match="without BN"):
+        resnet.build(ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32),
+                                         batch_norm=False))
+    vit = plugins.architectures.get("timm.test_vit")  # 16x16 patches
+    with pytest.raises(ValueError, match=r"cannot be built for inputs of shape \(1, 8, 8\)"):
+        vit.build(ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8)))
+
+
+@pytest.mark.parametrize(("model", "activation"),
+                         [("vit_tiny_patch16_224", "GELU"), ("test_efficientnet", "SiLU")])
+def test_conversion_refuses_timm_activations_it_cannot_convert(plugins, model,
+                                                               activation) -> None:
+    network = plugins.architectures.get(f"timm.{model}").build(
+        ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32)))
+    with pytest.raises(ConversionError, match=activation):
+        prepare_conversion(network.eval())
+
+
+def test_timm_relus_become_the_requested_activation(plugins) -> None:
+    model = plugins.architectures.get("timm.resnet18").build(
+        ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), activation=nn.ReLU6))
+    assert not any(type(m) is nn.ReLU for m in model.modules())
+    assert any(type(m) is nn.ReLU6 for m in model.modules())
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+def test_list_architectures_shows_family_and_parameter_count(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list", "architectures"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    for entry in PLUGINS.architectures.entries():
+        key = entry.name if entry.value.variants is None else f"{entry.name}.<name>"
+        assert key in rows, f"{key} missing from `snnbench list architectures`"
+        assert f" {entry.value.family} " in rows[key]
+    vgg11 = ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), width=0.25)
+    count = sum(p.numel() for p in PLUGINS.architectures.get("vgg11").build(vgg11).parameters())
+    assert f"{count / 1e6:.2f}M" in rows["vgg11"]
