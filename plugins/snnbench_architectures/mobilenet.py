@@ -4,7 +4,7 @@ Both start with a 3x3 stride-2 convolution; for inputs up to 64x64 it keeps stri
 (and V2's first stride-2 stage, the 24-channel one, keeps stride 1 too, the usual CIFAR
 adaptation). When the input cannot be halved by every later stride-2 stage, the
 earliest of them keep stride 1: on 8x8 digits V1's five 512-channel blocks then run on
-2x2 maps, not 1x1, and V1 reaches 82% instead of 55% with the digits training. V2's
+2x2 maps, not 1x1, and V1 reaches 79% instead of 55% with the digits training. V2's
 residual branches start at zero (last BN, Goyal et al., 2017), which it needs to train at
 the suite's learning rate. The width multiplier scales every channel count uniformly,
 including V2's 1280-channel last convolution (the original keeps it at 1280 for
