@@ -51,8 +51,18 @@ class Registry(Generic[T]):
         if existing is not None:
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by plugin {existing.origin!r} "
-                f"and by plugin {origin!r}. Rename one of them, or disable a plugin with "
-                "SNNBENCH_DISABLE_PLUGINS=<entry-point name>."
+                f"and by plugin {origin!r}. Names are unique per kind: rename the one in "
+                f"plugin {origin!r} (e.g. prefix it with your project's name), or disable "
+                "a plugin with SNNBENCH_DISABLE_PLUGINS=<entry-point name>."
+            )
+        family, dot, _ = name.partition(".")
+        base = self._entries.get(family) if dot else None
+        if base is not None and self._resolver(base) is not None:
+            # `family.member` names belong to the family: a separate entry would shadow one.
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} of plugin {origin!r} is in the namespace of the "
+                f"family {family!r} of plugin {base.origin!r}, which serves every "
+                f"'{family}.<name>'. Choose a name outside '{family}.'."
             )
         self._entries[name] = Entry(name, value, origin)
 

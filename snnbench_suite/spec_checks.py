@@ -1,8 +1,12 @@
-"""Validation of registered specs: run by `register` the moment a plugin registers one."""
+"""Validation of registered specs: run by `register` the moment a plugin registers one.
+
+Each error says which spec is wrong, what was expected and what to change; the loader
+adds the plugin and its distribution.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from snnbench_suite.errors import InvalidSpecError
@@ -12,6 +16,7 @@ from snnbench_suite.specs import (
     MODALITIES,
     T_MODES,
     TASKS,
+    AnnRecipe,
     ArchitectureSpec,
     DatasetSpec,
     MethodSpec,
@@ -23,7 +28,8 @@ def _require_type(spec: object, expected: type, kind: str) -> None:
     if not isinstance(spec, expected):
         raise InvalidSpecError(
             f"register() for {kind} expects a snnbench_suite.{expected.__name__}, "
-            f"got {type(spec).__name__}: {spec!r:.80}"
+            f"got {type(spec).__name__}: {spec!r:.80}. Build one with "
+            f"`from snnbench_suite import {expected.__name__}` and pass it to register()."
         )
 
 
@@ -48,16 +54,70 @@ def check_method(spec: object) -> None:
         raise InvalidSpecError(f"method {spec.name!r}: build must be callable")
     if not spec.version:
         raise InvalidSpecError(f"method {spec.name!r}: a version is required")
-    for key in spec.params:
+    _check_parameters(spec)
+
+
+# Types a default may have: `--set` parses a value as the type of its default, and the
+# resolved parameters are stored as JSON in every record.
+PARAMETER_TYPES = (bool, int, float, str, type(None), list, tuple, dict)
+
+
+def _check_parameters(spec: MethodSpec) -> None:
+    """The declared parameters (`params`: name -> default) must be what `check_params` and
+    a callable `ann_recipe` read, and the defaults must pass the method's own check."""
+    name = spec.name
+    if not isinstance(spec.params, Mapping):
+        raise InvalidSpecError(
+            f"method {name!r}: params must be a mapping of parameter name -> default, "
+            f"got {type(spec.params).__name__}"
+        )
+    for key, default in spec.params.items():
         if not isinstance(key, str) or not key.isidentifier():
-            raise InvalidSpecError(f"method {spec.name!r}: parameter name {key!r} is invalid")
+            raise InvalidSpecError(
+                f"method {name!r}: parameter name {key!r} is invalid; use a Python "
+                "identifier (it is set with --set METHOD.PARAM=VALUE)"
+            )
+        if not isinstance(default, PARAMETER_TYPES):
+            raise InvalidSpecError(
+                f"method {name!r}: the default of parameter {key!r} has type "
+                f"{type(default).__name__}; defaults are bool, int, float, str, None, or "
+                "lists and dicts of those (they are parsed from --set and stored in records)"
+            )
+    declared = ", ".join(sorted(spec.params)) or "(none)"
+    defaults = dict(spec.params)
     if spec.check_params is not None:
+        if not callable(spec.check_params):
+            raise InvalidSpecError(f"method {name!r}: check_params must be callable or None")
         try:
-            spec.check_params(dict(spec.params))
+            spec.check_params(defaults)
         except ValueError as exc:
             raise InvalidSpecError(
-                f"method {spec.name!r}: its declared defaults fail its own check: {exc}"
+                f"method {name!r}: its declared defaults fail its own check_params: {exc}. "
+                "Make the defaults in params valid values."
             ) from exc
+        except KeyError as exc:
+            raise InvalidSpecError(
+                f"method {name!r}: check_params reads parameter {exc}, which params does not "
+                f"declare (declared: {declared}). Add it to params with its default."
+            ) from exc
+    if spec.ann_recipe is not None and not isinstance(spec.ann_recipe, AnnRecipe):
+        if not callable(spec.ann_recipe):
+            raise InvalidSpecError(
+                f"method {name!r}: ann_recipe must be an AnnRecipe, a function of the "
+                "parameters returning one, or None"
+            )
+        try:
+            recipe = spec.ann_recipe(defaults)
+        except KeyError as exc:
+            raise InvalidSpecError(
+                f"method {name!r}: ann_recipe reads parameter {exc}, which params does not "
+                f"declare (declared: {declared}). Add it to params with its default."
+            ) from exc
+        if not isinstance(recipe, AnnRecipe):
+            raise InvalidSpecError(
+                f"method {name!r}: ann_recipe(params) returned {type(recipe).__name__}; "
+                "it must return a snnbench_suite.AnnRecipe"
+            )
 
 
 def check_architecture(spec: object) -> None:
@@ -103,3 +163,24 @@ KIND_CHECKS: dict[str, Callable[[Any], None]] = {
     "datasets": check_dataset,
     "tables": check_table,
 }
+
+# How messages name one thing of each kind; a kind not listed drops its plural 's'.
+KIND_LABELS: dict[str, str] = {"tables": "table layout"}
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind[:-1] if kind.endswith("s") else kind)
+
+
+def check_named(kind: str) -> Callable[[Any], None]:
+    """The least any registered thing must be: an object with a valid `name`."""
+
+    def check(spec: object) -> None:
+        check_name(kind_label(kind), getattr(spec, "name", None))
+
+    return check
+
+
+def kind_check(kind: str) -> Callable[[Any], None]:
+    """The validation `register` runs for `kind` (a kind without its own check: its name)."""
+    return KIND_CHECKS.get(kind) or check_named(kind)

@@ -52,13 +52,19 @@ def snnbench_register_tables(register):
 """
 
 
+BUILTINS = {"snnbench_methods", "snnbench_architectures", "snnbench_datasets", "snnbench_tables"}
+
+
 def test_builtins_register_through_the_entry_point_group() -> None:
     plugins = load_plugins(strict=True)
     assert {"naive", "robust"} <= set(plugins.methods.names())
     assert plugins.methods.origin("naive") == "snnbench_methods"
-    assert {s.name for s in plugins.statuses} >= {
-        "snnbench_methods", "snnbench_architectures", "snnbench_datasets", "snnbench_tables"}
-    assert all(s.distribution == "snnbench-suite" for s in plugins.statuses)
+    builtins = [s for s in plugins.statuses if s.name in BUILTINS]
+    assert {s.name for s in builtins} == BUILTINS
+    assert all(s.distribution == "snnbench-suite" for s in builtins)
+    # What each registered is recorded per kind, for `snnbench plugins`.
+    assert plugins.status("snnbench_tables").registered == {"tables": ["leaderboard", "records"]}
+    assert "naive" in plugins.status("snnbench_methods").registered["methods"]
 
 
 def test_installed_third_party_plugin_is_loaded(install_plugin) -> None:
@@ -136,4 +142,140 @@ def test_disabled_plugins_are_not_loaded(install_plugin, monkeypatch) -> None:
     plugins = load_plugins(warn=warnings.append)
     assert plugins.status("broken_plugin").status == "disabled"
     assert plugins.status("snnbench_tables").status == "disabled"
-    assert len(plugins.tables) == 0 and not warnings
+    assert "leaderboard" not in plugins.tables and not warnings
+
+
+# --- bad input at load time: the error names the distribution and the fix; others work ---
+
+UNDECLARED_PARAMETER = """
+from snnbench_suite import MethodSpec, hookimpl
+
+def check(params):
+    if params["scale"] <= 0:
+        raise ValueError("scale must be > 0")
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="undeclared", family="conversion", version="1",
+                        t_mode="anytime", build=lambda ctx: None, params={"sacle": 1.0},
+                        check_params=check))
+"""
+
+DEFAULT_FAILS_CHECK = """
+from snnbench_suite import MethodSpec, hookimpl
+
+def check(params):
+    if not 0 < params["scale"] <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {params['scale']}")
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="bad_default", family="conversion", version="1",
+                        t_mode="anytime", build=lambda ctx: None, params={"scale": 2.0},
+                        check_params=check))
+"""
+
+UNPARSABLE_DEFAULT = """
+from snnbench_suite import MethodSpec, hookimpl
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="object_default", family="conversion", version="1",
+                        t_mode="anytime", build=lambda ctx: None, params={"fn": object()}))
+"""
+
+RECIPE_READS_UNDECLARED = """
+from snnbench_suite import AnnRecipe, MethodSpec, hookimpl
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="recipe_reads", family="conversion", version="1",
+                        t_mode="anytime", build=lambda ctx: None, params={},
+                        ann_recipe=lambda params: AnnRecipe(name=f"l{params['levels']}",
+                                                            version="1")))
+"""
+
+FAMILY_NAMESPACE = """
+from snnbench_suite import ArchitectureSpec, hookimpl
+
+@hookimpl
+def snnbench_register_architectures(register):
+    register(ArchitectureSpec(name="timm.my_net", family="mine", build=lambda request: None))
+"""
+
+PARTLY_INVALID = """
+from snnbench_suite import MethodSpec, TableSpec, hookimpl
+
+@hookimpl
+def snnbench_register_tables(register):
+    register(TableSpec(name="partly_ok_layout", build=lambda frame: frame))
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="Bad-Name", family="conversion", version="1",
+                        t_mode="anytime", build=lambda ctx: None))
+"""
+
+BAD_INPUT = {
+    "wrong_type": (WRONG_TYPE, ["expects a snnbench_suite.MethodSpec, got dict",
+                                "`from snnbench_suite import MethodSpec`"]),
+    "collides": (COLLIDES, ["'records' is registered twice", "'snnbench_tables'",
+                            "rename the one in plugin 'collides'"]),
+    "unknown_argument": (WRONG_ARGUMENT, ["snnbench_register_methods takes argument(s) 'colour'",
+                                          "the hook provides: register", "Remove them"]),
+    "misspelled": (MISSPELLED, ["'snnbench_register_method', which is not a snnbench hook",
+                                "Did you mean 'snnbench_register_methods'?"]),
+    "undeclared": (UNDECLARED_PARAMETER, ["check_params reads parameter 'scale'",
+                                          "declared: sacle", "Add it to params"]),
+    "bad_default": (DEFAULT_FAILS_CHECK, ["declared defaults fail its own check_params",
+                                          "scale must be in (0, 1], got 2.0"]),
+    "unparsable": (UNPARSABLE_DEFAULT, ["default of parameter 'fn' has type object",
+                                        "defaults are bool, int, float, str, None"]),
+    "recipe_reads": (RECIPE_READS_UNDECLARED, ["ann_recipe reads parameter 'levels'",
+                                               "declared: (none)"]),
+    "family_namespace": (FAMILY_NAMESPACE, ["'timm.my_net'", "namespace of the family 'timm'",
+                                            "outside 'timm.'"]),
+    "partly_invalid": (PARTLY_INVALID, ["invalid method name 'Bad-Name'", "lowercase"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_plugin_is_a_load_error_naming_its_distribution_and_the_fix(
+        install_plugin, case) -> None:
+    source, expected = BAD_INPUT[case]
+    install_plugin(case, source)
+    install_plugin("good_plugin", GOOD)
+    warnings: list[str] = []
+    plugins = load_plugins(warn=warnings.append)
+    status = plugins.status(case)
+    assert status.status == "failed" and status.registered == {}
+    for fragment in expected:
+        assert fragment in status.error
+    # The message on stderr names the plugin, its distribution and version, and its module.
+    [warning] = [w for w in warnings if f"plugin '{case}'" in w]
+    assert f"(distribution {case} 0.1, entry point {case} = {case})" in warning
+    assert status.error in warning
+    # Nothing of the failed plugin is kept; the other plugins keep working.
+    assert "partly_ok_layout" not in plugins.tables
+    assert plugins.tables.origin("third_party_layout") == "good_plugin"
+    assert plugins.tables.origin("records") == "snnbench_tables"
+    assert "naive" in plugins.methods and "vgg11" in plugins.architectures
+    # Strict loading turns the same problem into an error naming the distribution.
+    with pytest.raises(PluginError, match=f"distribution {case} 0.1"):
+        load_plugins(strict=True, warn=lambda _: None)
+
+
+def test_hookimpl_taking_a_subset_of_the_arguments_is_fine(install_plugin) -> None:
+    install_plugin("no_arguments", """
+from snnbench_suite import hookimpl
+import sys
+
+@hookimpl
+def snnbench_register_tables():
+    sys.modules[__name__].CALLED = True
+""")
+    plugins = load_plugins(strict=True)
+    assert plugins.status("no_arguments").hooks == ["snnbench_register_tables"]
+    import no_arguments  # the module the entry point loaded
+
+    assert no_arguments.CALLED is True
