@@ -44,8 +44,15 @@ from snnbench_datasets.files import (
     files_fingerprint,
     missing_data,
 )
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.errors import DataCorruptError, UsageError
+from snnbench_suite import (
+    DataCorruptError,
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
 
 VERSION = "1"
 CALIBRATION_SIZE = 1024

@@ -60,8 +60,16 @@ from snnbench_datasets.files import (
     missing_data,
     parameters_key,
 )
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.errors import DataCorruptError, DataMissingError, UsageError
+from snnbench_suite import (
+    DataCorruptError,
+    DataMissingError,
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
 
 NAME = "cifar10_dvs"
 SUBFOLDER = "CIFAR10DVS"

@@ -50,8 +50,14 @@ from snnbench_datasets.files import (
     write_atomic,
 )
 from snnbench_datasets.tensors import TensorImages, random_shift
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.errors import UsageError
+from snnbench_suite import (
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
 
 NAME = "dvs_digits"
 VERSION = "1"

@@ -17,8 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from snnbench_suite import DatasetRequest
-from snnbench_suite.errors import DataMissingError, UsageError
+from snnbench_suite import DataMissingError, DatasetRequest, UsageError
 
 
 def missing_data(dataset: str, subfolder: str, searched: Path | None, problem: str,

@@ -38,8 +38,16 @@ from snnbench_datasets.files import (
     files_fingerprint,
     missing_data,
 )
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.errors import DataCorruptError, DataMissingError, UsageError
+from snnbench_suite import (
+    DataCorruptError,
+    DataMissingError,
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
 
 NAME = "imagenet"
 SUBFOLDER = "imagenet"

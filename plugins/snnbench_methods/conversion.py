@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from snnbench_suite.errors import ConversionError
+from snnbench_suite import ConversionError
 from snnbench_suite.snn import ConversionGraph
 
 # A layer whose observed activation is never positive gets this threshold; it then

@@ -50,8 +50,7 @@ from torch import nn
 
 from snnbench_methods.conversion import require_activations
 from snnbench_methods.recipes import RELU_BN
-from snnbench_suite import MethodContext, MethodSpec, TrainConfig
-from snnbench_suite.evaluation import evaluate_ann
+from snnbench_suite import MethodContext, MethodSpec, TrainConfig, evaluate_ann
 from snnbench_suite.snn import (
     ClampQuantize,
     IFEncoder,

@@ -34,11 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnbench_suite import MethodContext, MethodSpec
-from snnbench_suite.errors import UsageError
-from snnbench_suite.evaluation import input_sequence
-from snnbench_suite.snn import ActivationSite, LIFNeuron, Triangle, prepare_conversion
-from snnbench_suite.snn.convert import SpikingNetwork
+from snnbench_suite import MethodContext, MethodSpec, UsageError, input_sequence
+from snnbench_suite.snn import (
+    ActivationSite,
+    LIFNeuron,
+    SpikingNetwork,
+    Triangle,
+    prepare_conversion,
+)
 
 TET_LAMBDA_STATIC = 0.05
 TET_LAMBDA_EVENTS = 0.001

@@ -38,10 +38,8 @@ from snnbench_methods.direct import (
     trainable_snn,
 )
 from snnbench_methods.recipes import RELU_BN
-from snnbench_suite import MethodContext, MethodSpec
-from snnbench_suite.evaluation import input_sequence
-from snnbench_suite.snn import trace
-from snnbench_suite.snn.features import capturing_input, classifier_name
+from snnbench_suite import MethodContext, MethodSpec, input_sequence
+from snnbench_suite.snn import capturing_input, classifier_name, trace
 
 
 def kd_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor,

@@ -33,8 +33,7 @@ from typing import Any
 from torch import nn
 
 from snnbench_methods.conversion import BATCH_NORM_ANN_TRAITS, require_activations
-from snnbench_suite import AnnRecipe, MethodContext, MethodSpec, TrainConfig
-from snnbench_suite.errors import ConversionError
+from snnbench_suite import AnnRecipe, ConversionError, MethodContext, MethodSpec, TrainConfig
 from snnbench_suite.snn import QCFS, IFNeuron, prepare_conversion, require_average_pooling
 
 VERSION = "1"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from snnbench_suite import TableSpec
-from snnbench_suite.tables import mean_std_cell
+from snnbench_suite import TableSpec, mean_std_cell
 
 RECORD_COLUMNS = ["method", "architecture", "dataset", "seed", "T", "top1", "top5",
                   "ann_top1", "firing_rate", "status", "method_version", "t_source",

@@ -28,6 +28,7 @@ from snnbench_suite.snn.convert import (
     trace,
 )
 from snnbench_suite.snn.encoding import IFEncoder, direct, frames_first, poisson
+from snnbench_suite.snn.features import capturing_input, classifier_name
 from snnbench_suite.snn.graphs import (
     average_pool_nodes,
     insert_after,
@@ -61,9 +62,11 @@ __all__ = [
     "Triangle",
     "anytime_readout",
     "average_pool_nodes",
+    "capturing_input",
     "channel_mean",
     "channel_sum",
     "clamp_quantize",
+    "classifier_name",
     "clip_floor",
     "clip_floor_ste",
     "direct",
