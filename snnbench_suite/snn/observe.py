@@ -2,6 +2,10 @@
 
 Used by conversion methods to set thresholds: the maximum activation (Diehl et al.),
 a percentile (Rueckauer et al.), or anything a method computes from recorded values.
+
+In a multi-process cell (`--gpus-per-cell N`) rank r observes batches r, r + N, ... and
+the ranks combine their statistics: maxima by all_reduce(MAX), counts by SUM, percentile
+samples by all_gather, so every rank gets the statistics of all the batches.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from snnbench_suite import distributed
 
 # Above this many values per layer and batch, a seeded uniform sample is kept for
 # percentiles (the maximum is always exact).
@@ -70,7 +76,9 @@ def observe_activations(
     model.eval()
     try:
         with recording_outputs(sites) as recorded:
-            for x in batches:
+            for index, x in enumerate(batches):
+                if not distributed.mine(index):
+                    continue
                 model(x)
                 for name, outputs in recorded.items():
                     for out in outputs:
@@ -87,6 +95,8 @@ def observe_activations(
                     outputs.clear()
     finally:
         model.train(was_training)
+    if distributed.world_size() > 1:
+        maxima, counts, samples = _combine_ranks(maxima, counts, samples, bool(percentiles))
     stats = {}
     for name in sites:
         if counts[name] == 0:
@@ -97,3 +107,22 @@ def observe_activations(
             pct = {p: float(np.percentile(pooled, p)) for p in percentiles}
         stats[name] = ActivationStats(max=maxima[name], percentiles=pct, count=counts[name])
     return stats
+
+
+def _combine_ranks(
+    maxima: dict[str, float], counts: dict[str, int], samples: dict[str, list[np.ndarray]],
+    with_samples: bool,
+) -> tuple[dict[str, float], dict[str, int], dict[str, list[np.ndarray]]]:
+    """The statistics of every rank's batches (see the module docstring)."""
+    names = list(maxima)
+    top = distributed.all_reduce_max_(torch.tensor([maxima[n] for n in names],
+                                                   dtype=torch.float64))
+    total = distributed.all_reduce_sum_(torch.tensor([counts[n] for n in names],
+                                                     dtype=torch.int64))
+    pooled = samples
+    if with_samples:  # the same on every rank, so all of them gather or none
+        gathered = distributed.all_gather_objects(samples)
+        pooled = {n: [part for rank_samples in gathered for part in rank_samples[n]]
+                  for n in names}
+    return ({n: float(v) for n, v in zip(names, top.tolist(), strict=True)},
+            {n: int(v) for n, v in zip(names, total.tolist(), strict=True)}, pooled)
