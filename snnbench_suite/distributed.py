@@ -24,8 +24,10 @@ instead of hanging.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,3 +142,23 @@ def describe(device: torch.device) -> dict[str, Any]:
         return {"world_size": 1}
     return {"world_size": world_size(), "backend": dist.get_backend(),
             "collective_timeout_s": collective_timeout(), "device_per_rank": device.type}
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's `value`, on every rank (the value itself in one process)."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def main_holds(lock: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
+    """Hold `lock` on rank 0 only (the other ranks follow rank 0's decisions inside it,
+    see `from_main`), so ranks of one cell never wait on each other's file lock."""
+    if is_main():
+        with lock:
+            yield
+    else:
+        yield

@@ -36,16 +36,18 @@ from typing import IO, TYPE_CHECKING, Any
 import torch
 
 from snnbench_suite import distributed
-from snnbench_suite.errors import SnnbenchError
+from snnbench_suite.errors import SnnbenchError, UsageError
 from snnbench_suite.progress import Reporter
 from snnbench_suite.train import EpochReport
 
 if TYPE_CHECKING:
     from snnbench_suite.cells import Cell
     from snnbench_suite.execute import RunSettings
+    from snnbench_suite.plugins import Plugins
 
 POLL_S = 0.1
 TERMINATE_GRACE_S = 5.0
+FOLLOW_S = 1.0
 OUTPUT_TAIL_CHARS = 2000
 RESULT_FILE = "result.pkl"
 
@@ -139,18 +141,39 @@ def _tail(path: Path) -> str:
     return text.strip()
 
 
-def _failure(rank: _Rank, world_size: int, jobdir: Path) -> str:
-    """What went wrong in `rank`, from its error file or its exit status and output."""
+# Errors a rank raises because another rank went away or stalled: a consequence, not the
+# cause, when some other rank failed too.
+_SECONDARY = ("connection closed by peer", "connection reset", "timed out", "timeout",
+              "broken pipe", "nccl", "socket")
+
+
+def _failure(rank: _Rank, world_size: int, jobdir: Path) -> tuple[str, bool]:
+    """(what went wrong in `rank`, whether it looks like a consequence of another rank's
+    failure), from its error file or its exit status and output."""
     error_file = jobdir / f"error-{rank.rank}.json"
     head = f"rank {rank.rank} of {world_size}"
     if error_file.exists():
         error = json.loads(error_file.read_text(encoding="utf-8"))
-        return f"{head} raised {error['type']}: {error['message']}"
+        text = f"{error['type']}: {error['message']}"
+        secondary = any(word in text.lower() for word in _SECONDARY)
+        return f"{head} raised {text}", secondary
     code = rank.process.returncode
     how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
            else f"exited with code {code}")
     output = _tail(rank.log_path)
-    return f"{head} {how}" + (f"; its last output:\n{output}" if output else "")
+    return f"{head} {how}" + (f"; its last output:\n{output}" if output else ""), False
+
+
+def _diagnose(ranks: Sequence[_Rank], world_size: int, jobdir: Path) -> str:
+    """The cause first: a rank that crashed or raised its own error before the ranks that
+    then lost their peer."""
+    failures = [_failure(r, world_size, jobdir) for r in ranks
+                if r.process.poll() not in (None, 0)]
+    failures.sort(key=lambda failure: failure[1])  # stable: causes first, in rank order
+    cause, *rest = [text for text, _ in failures]
+    if rest:
+        cause += "\nthen " + "\nthen ".join(line.split("\n")[0] for line in rest)
+    return cause
 
 
 def _stop(ranks: Sequence[_Rank]) -> None:
@@ -194,10 +217,16 @@ def run_cell_in_processes(cell: Cell, steps: Sequence[int], settings: RunSetting
         events = _EventTail(jobdir / "events-0.jsonl", reporter)
         while True:
             events.pump()
-            failed = next((r for r in ranks if r.process.poll() not in (None, 0)), None)
-            if failed is not None:
+            if any(r.process.poll() not in (None, 0) for r in ranks):
+                # The others usually follow within moments (their peer is gone); give them
+                # that long, so the diagnosis can tell the cause from the consequences.
+                deadline = time.monotonic() + FOLLOW_S
+                while time.monotonic() < deadline and any(r.process.poll() is None
+                                                          for r in ranks):
+                    time.sleep(POLL_S)
+                message = _diagnose(ranks, world_size, jobdir)
                 _stop(ranks)
-                raise RankFailedError(_failure(failed, world_size, jobdir))
+                raise RankFailedError(message)
             if all(r.process.poll() == 0 for r in ranks):
                 break
             time.sleep(POLL_S)
@@ -212,6 +241,29 @@ def run_cell_in_processes(cell: Cell, steps: Sequence[int], settings: RunSetting
         for r in ranks:
             r.log.close()
         shutil.rmtree(jobdir, ignore_errors=True)
+
+
+def check_batches_split(plugins: Plugins, cells: Sequence[Cell], world_size: int) -> None:
+    """Before anything runs: every training batch the runner knows of (the dataset's, the
+    ANN recipe's) must split evenly over `world_size` ranks. UsageError otherwise.
+    (Batches a method sets itself are checked when it trains.)"""
+    from snnbench_suite.execute import resolve_recipe
+
+    for cell in cells:
+        dataset = plugins.datasets.get(cell.dataset)
+        method = plugins.methods.get(cell.method)
+        recipe = resolve_recipe(method, cell.method_params)
+        configs = {}
+        if recipe is not None:
+            configs[f"ANN training of {cell.dataset}"] = recipe.training or dataset.ann_training
+        if method.family != "conversion":
+            configs[f"SNN training of {cell.dataset}"] = dataset.snn_training
+        for what, config in configs.items():
+            if config.batch_size % world_size:
+                raise UsageError(
+                    f"--gpus-per-cell {world_size}: the {what} uses batches of "
+                    f"{config.batch_size}, which do not split over {world_size} processes; "
+                    "use a number of GPUs that divides it")
 
 
 # --- the rank side --------------------------------------------------------------------

@@ -49,6 +49,12 @@ class EpochReport:
     data_seconds: float = 0.0
     compute_seconds: float = 0.0
 
+    def summary(self) -> str:
+        """One line for the progress display; a large data share means the loader
+        cannot keep up (more --workers, or cache decoded data)."""
+        return (f"loss {self.loss:.4f}  {self.seconds:.2f} s/epoch (data "
+                f"{self.data_seconds:.2f} s, compute {self.compute_seconds:.2f} s)")
+
 
 @dataclass(frozen=True)
 class TrainingSummary:

@@ -82,7 +82,9 @@ def observe_activations(
                 model(x)
                 for name, outputs in recorded.items():
                     for out in outputs:
-                        values = out.flatten().float().cpu()
+                        # The maximum is taken where the activations are; only the
+                        # percentiles' sample travels to the CPU.
+                        values = out.flatten()
                         maxima[name] = max(maxima[name], float(values.max()))
                         counts[name] += values.numel()
                         if percentiles:
@@ -90,8 +92,8 @@ def observe_activations(
                                 pick = torch.randint(
                                     values.numel(), (MAX_VALUES_PER_BATCH,), generator=generator
                                 )
-                                values = values[pick]
-                            samples[name].append(values.numpy())
+                                values = values[pick.to(values.device)]
+                            samples[name].append(values.float().cpu().numpy())
                     outputs.clear()
     finally:
         model.train(was_training)
