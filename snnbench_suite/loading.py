@@ -85,20 +85,20 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (value ^ (value >> 31)) & (2**63 - 1)
 
 
-class EpochShuffle(DistributedSampler):  # type: ignore[type-arg]
+class EpochShuffle(DistributedSampler):
     """DistributedSampler yielding (epoch, index) keys, so the sample's augmentation can be
     seeded by both. Call `set_epoch(e)` before each epoch (the training loop does)."""
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
         return ((epoch, int(i)) for i in super().__iter__())
 
 
-class SeededSamples(Dataset):  # type: ignore[type-arg]
+class SeededSamples(Dataset):
     """`dataset[index]` with torch's CPU generator seeded by (seed, epoch, index) and
     restored afterwards, so random transforms are a function of the sample alone."""
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:  # type: ignore[type-arg]
+    def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset = dataset
         self.seed = seed
 
@@ -116,9 +116,9 @@ class SeededSamples(Dataset):  # type: ignore[type-arg]
             generator.set_state(state)
 
 
-def training_loader(dataset: Dataset, *, batch_size: int, seed: int,  # type: ignore[type-arg]
+def training_loader(dataset: Dataset, *, batch_size: int, seed: int,
                     settings: LoaderSettings, rank: int = 0, world_size: int = 1
-                    ) -> DataLoader:  # type: ignore[type-arg]
+                    ) -> DataLoader:
     """The shuffled training loader of rank `rank` of `world_size`; `batch_size` is the
     global batch, split evenly over the ranks."""
     if batch_size % world_size:
@@ -132,13 +132,13 @@ def training_loader(dataset: Dataset, *, batch_size: int, seed: int,  # type: ig
                       persistent_workers=settings.workers > 0)
 
 
-def evaluation_loader(dataset: Dataset, *, batch_size: int,  # type: ignore[type-arg]
-                      settings: LoaderSettings) -> DataLoader:  # type: ignore[type-arg]
+def evaluation_loader(dataset: Dataset, *, batch_size: int,
+                      settings: LoaderSettings) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=False,
                       num_workers=settings.workers, pin_memory=settings.pin_memory)
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:  # type: ignore[type-arg]
+def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Tell the loader's sampler which epoch starts (a no-op for other samplers)."""
     sampler = getattr(loader, "sampler", None)
     if isinstance(sampler, DistributedSampler):

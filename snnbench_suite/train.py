@@ -149,7 +149,7 @@ def _restore_batch_norm(model: nn.Module, kinds: dict[str, type[nn.Module]]) -> 
         synced = getattr(parent, child_name)
         if not isinstance(synced, nn.SyncBatchNorm):
             continue
-        plain = kind(synced.num_features, synced.eps, synced.momentum,  # type: ignore[call-arg]
+        plain = kind(synced.num_features, synced.eps, synced.momentum,
                      synced.affine, synced.track_running_stats)
         plain.load_state_dict(synced.state_dict())
         tensors = [*synced.parameters(), *synced.buffers()]
