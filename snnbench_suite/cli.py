@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from snnbench_suite.errors import SnnbenchError, UsageError
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("kind", nargs="?", choices=LIST_KINDS, default=None)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their status")
-    plugins.add_argument("--all", action="store_true", help="also show the hooks of each")
+    plugins.add_argument("--all", action="store_true", help="also show each entry point")
 
     table = sub.add_parser("table", help="render a table from stored records")
     table.add_argument("--results", default=None, help="records folder (SNNBENCH_RESULTS)")
@@ -182,18 +183,32 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin: distribution, version, status, the hooks it implements and what it
+    registered, or why it failed; `--all` adds each plugin's entry point. One block per
+    plugin, lines never cut: the lists are long and names must stay copyable."""
     plugins = _load(args)
-    table = Table(title="plugins (entry-point group snnbench_suite)")
-    for column in ("name", "distribution", "version", "status"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("details", ratio=1)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"[bold]plugins[/] (entry-point group snnbench_suite): "
+                  f"{len(plugins.statuses)} found, {len(plugins.failed)} failed")
+    colours = {"loaded": "green", "failed": "red", "disabled": "yellow"}
     for status in plugins.statuses:
-        details = status.error or ""
-        if args.all and status.hooks:
-            details = (details + " " if details else "") + "hooks: " + ", ".join(status.hooks)
-        table.add_row(status.name, status.distribution or "", status.version or "",
-                      status.status, details)
-    Console().print(table)
+        where = (f"{status.distribution} {status.version}" if status.distribution
+                 else "registered in-process")
+        colour = colours.get(status.status, "white")
+        console.print(f"\n[bold]{escape(status.name)}[/]  {escape(where)}  "
+                      f"[{colour}]{status.status}[/]")
+        lines = []
+        if args.all:
+            lines.append(("entry point", status.source))
+        if status.hooks:
+            lines.append(("hooks", ", ".join(status.hooks)))
+        for kind, names in status.registered.items():
+            lines.append((kind, ", ".join(names)))
+        if status.error:
+            lines.append(("error", status.error))
+        for label, text in lines:
+            style = "red" if label == "error" else "default"
+            console.print(f"  {label:<15}[{style}]{escape(text)}[/]")
     return EXIT_OK
 
 

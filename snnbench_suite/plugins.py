@@ -243,6 +243,8 @@ def load_plugins(
             loader.register(status, plugin)
 
     for name, plugin in extra:
+        if loader.manager.is_registered(plugin):
+            continue  # also installed: registered once, with its distribution
         loader.register(PluginStatus(name=name, source=_describe_object(plugin)), plugin)
 
     plugins = Plugins(

@@ -6,7 +6,7 @@ handed to the `register` callback of its registration hook. Nothing here imports
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
+
+    from snnbench_suite.cells import Cell
+    from snnbench_suite.execute import RunSettings
+    from snnbench_suite.train import EpochReport
 
 Modality = Literal["static", "events"]
 Task = Literal["classification", "detection"]
@@ -220,3 +224,104 @@ class TableSpec:
     name: str
     build: Callable[[pd.DataFrame], pd.DataFrame]
     description: str = ""
+    reference: bool = False
+
+
+# --- executors ------------------------------------------------------------------------
+
+# What a worker reports about each cell of a unit (WorkUnit.cells): "ok", "failed",
+# "skipped", or "complete" when an earlier run had already recorded it.
+UnitOutcome = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Cells one worker runs in order: those sharing a trained ANN (same architecture,
+    dataset, recipe, training and seed), so the ANN is trained once, by one worker.
+
+    Picklable: it travels to process-pool workers, Slurm jobs and Ray tasks.
+    """
+
+    index: int
+    cells: tuple[Cell, ...]
+    steps: tuple[int, ...]
+    settings: RunSettings
+    label: str
+    strict_plugins: bool = False
+    disabled_plugins: tuple[str, ...] = ()
+
+    @property
+    def cell_ids(self) -> tuple[str, ...]:
+        return tuple(cell.cell_id for cell in self.cells)
+
+
+@dataclass(frozen=True)
+class CellEvent:
+    """Live progress from a worker: kind is "cell_started", "cell_finished" (with
+    `status`), "epoch" (with `epoch`) or "message" (with `text`). Picklable."""
+
+    kind: str
+    cell_id: str | None = None
+    label: str = ""
+    status: str | None = None
+    epoch: EpochReport | None = None
+    text: str = ""
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutorRequest:
+    """What an executor is handed: the units of a run and how to report back.
+
+    - `work(unit, events=None, threads=None)` is a picklable, module-level function: called
+      in any process (a pool worker, a Slurm job, a Ray task) it loads the plugins, pins
+      torch to `threads` threads, runs the unit's cells, writes each cell's record into the
+      shared results folder itself, and returns the UnitOutcome. `events`, when given, is a
+      picklable callable receiving CellEvents for a live display (e.g. a pipe's send).
+    - `work_here(unit)` does the same in the calling process, reusing this run's plugins and
+      feeding the progress display directly (what `-j 1` uses).
+    - `unit_done(unit, outcome)`: hand back what `work` returned.
+    - `unit_lost(unit, reason, cell_ids)`: the unit's worker died or vanished; the runner
+      records `cell_ids` (None: every cell of the unit) that have no complete record as
+      failed with `reason` (e.g. "killed by signal SIGKILL").
+    - `report(event)`: forward a worker's CellEvent to the display (this process only).
+    - `refresh()`: update the display from the results folder (for executors without
+      live events; cheap, call it every few seconds while waiting).
+    """
+
+    units: tuple[WorkUnit, ...]
+    work: Callable[..., UnitOutcome]
+    work_here: Callable[[WorkUnit], UnitOutcome]
+    jobs: int
+    params: Mapping[str, Any]
+    results_dir: Path
+    scratch_dir: Path
+    unit_done: Callable[[WorkUnit, UnitOutcome], None]
+    unit_lost: Callable[[WorkUnit, str, Sequence[str] | None], None]
+    report: Callable[[CellEvent], None]
+    refresh: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """An executor: where the cells of a run execute (`snnbench run --executor NAME -j N`).
+
+    `run(request)` hands every unit of `request.units` to `request.work` exactly once and
+    returns when each unit is done (`request.unit_done`) or lost (`request.unit_lost`);
+    it must never wait forever on a worker that died. The workers write the records, so
+    any executor fills the same results folder.
+    `params` are its options with their defaults (resources: CPUs, GPUs, memory, time),
+    set with `--set NAME.PARAM=VALUE` or the matrix file's `executor:` section, checked
+    by `check_params` (ValueError) before anything runs.
+    `available()` returns None when the executor can run here, or a message saying what
+    is missing and how to install it (`extra` names the optional dependency set, e.g.
+    `pip install 'snnbench-suite[slurm]'`).
+    """
+
+    name: str
+    run: Callable[[ExecutorRequest], None]
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    check_params: Callable[[Mapping[str, Any]], None] | None = None
+    available: Callable[[], str | None] | None = None
+    extra: str | None = None
