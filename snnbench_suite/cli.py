@@ -11,13 +11,15 @@ from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
+from rich.markup import escape
 from rich.table import Table
 
+from snnbench_suite import runcommands
 from snnbench_suite.errors import SnnbenchError, UsageError
 from snnbench_suite.plugins import Plugins, load_plugins
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
-LIST_KINDS = ("methods", "architectures", "datasets", "tables")
+LIST_KINDS = ("methods", "architectures", "datasets", "tables", "executors")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,11 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the method x architecture x dataset x seed matrix")
-    run.add_argument("--methods", required=True, help="comma-separated method names")
-    run.add_argument("--T", dest="steps", required=True, help="time steps to report, e.g. 1,2,4,32")
+    run.add_argument("--methods", default=None, help="comma-separated method names")
+    run.add_argument("--T", dest="steps", default=None, help="time steps to report, e.g. 1,2,4,32")
     run.add_argument("--archs", default=None, help="architectures (default: vgg11)")
     run.add_argument("--datasets", default=None, help="datasets (default: digits)")
-    run.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 (default: 0)")
+    run.add_argument("--seeds", default=None, help="seeds, e.g. 0,1,2 (default: 0)")
     run.add_argument("--epochs", type=int, default=None,
                      help="override the epochs of every training step")
     run.add_argument("--set", dest="overrides", action="append", default=[],
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", default=None, help="cache folder (SNNBENCH_CACHE)")
     run.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    runcommands.add_run_arguments(run)
 
     listing = sub.add_parser("list", help="list registered methods, architectures, ...")
     listing.add_argument("kind", nargs="?", choices=LIST_KINDS, default=None)
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--layout", default="leaderboard")
     table.add_argument("--format", dest="fmt", default="md", choices=("md", "csv"))
     table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    runcommands.add_commands(sub, "records folder (SNNBENCH_RESULTS)",
+                             "cache folder (SNNBENCH_CACHE)")
     return parser
 
 
@@ -88,22 +93,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_steps,
         split_list,
     )
-    from snnbench_suite.progress import Reporter, RichReporter
+    from snnbench_suite.progress import LineReporter, Reporter, RichReporter
     from snnbench_suite.results import check_writable_folder
     from snnbench_suite.runner import run_plan
     from snnbench_suite.tables import build_table, render
 
-    steps, notes = parse_steps(args.steps)
+    matrix = runcommands.matrix_from_args(args)
+    steps, notes = (matrix.steps, []) if matrix else parse_steps(args.steps)
     plugins = _load(args)
+    overrides = Overrides.parse(args.overrides)
+    executor = runcommands.executor_from_args(plugins, args, matrix, overrides)
     plan = build_plan(
         plugins,
-        methods=split_list(args.methods, "--methods"),
-        architectures=split_list(args.archs or DEFAULT_ARCHITECTURE, "--archs"),
-        datasets=split_list(args.datasets or DEFAULT_DATASET, "--datasets"),
-        seeds=parse_seeds(args.seeds),
-        steps=steps,
-        overrides=Overrides.parse(args.overrides),
-        epochs=args.epochs,
+        methods=matrix.methods if matrix else split_list(args.methods, "--methods"),
+        architectures=(matrix.architectures if matrix and matrix.architectures
+                       else split_list(args.archs or DEFAULT_ARCHITECTURE, "--archs")),
+        datasets=(matrix.datasets if matrix and matrix.datasets
+                  else split_list(args.datasets or DEFAULT_DATASET, "--datasets")),
+        seeds=(matrix.seeds if matrix and matrix.seeds is not None
+               else parse_seeds(args.seeds or "0")),
+        steps=sorted(set(steps)),
+        overrides=overrides,
+        epochs=args.epochs if args.epochs is not None or not matrix else matrix.epochs,
     )
     results_dir = Path(args.results or _default_results())
     cache_dir = Path(args.cache or _default_cache())
@@ -122,8 +133,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"note: {note}")
     settings = RunSettings(results_dir=results_dir, cache_dir=cache_dir,
                            data_root=data_root, device=device)
-    reporter = Reporter() if args.quiet else RichReporter(err)
-    summary = run_plan(plan, plugins, settings, reporter)
+    reporter = (Reporter() if args.quiet else RichReporter(err) if err.is_terminal
+                else LineReporter(err))
+    summary = run_plan(plan, plugins, settings, reporter, executor,
+                       strict_plugins=bool(args.strict_plugins),
+                       disabled_plugins=_disabled_plugins())
     frame = build_table(plugins, results_dir, "leaderboard")
     # The leaderboard shows the whole results folder, as `snnbench table` does.
     print(render(frame, "md"), end="")
@@ -166,8 +180,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         for column in columns:
             table.add_column(column, no_wrap=True)  # names stay whole; the description wraps
         table.add_column("description", ratio=1)
+        if kind == "executors":
+            table = Table(title="executors (snnbench run --executor NAME -j N)")
+            for column in ("name", "available here", "origin"):
+                table.add_column(column, no_wrap=True)
+            table.add_column("description and options", ratio=1)
         for entry in registry.entries():
             spec = entry.value
+            if kind == "executors":
+                missing = spec.available() if spec.available is not None else None
+                details = f"{spec.description}. Options: {', '.join(spec.params) or '-'}"
+                if missing:
+                    details += f". Not available: {missing}"
+                table.add_row(entry.name, "no" if missing else "yes", entry.origin,
+                              escape(details))
+                continue
             family = getattr(spec, "family", None) or getattr(spec, "modality", "") or ""
             description = getattr(spec, "description", "").split("\n")[0]
             if kind == "architectures":
@@ -226,7 +253,25 @@ def cmd_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "table": cmd_table}
+def _disabled_plugins() -> tuple[str, ...]:
+    names = os.environ.get("SNNBENCH_DISABLE_PLUGINS", "").split(",")
+    return tuple(n.strip() for n in names if n.strip())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return runcommands.cmd_status(args, Path(args.results or _default_results()))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return runcommands.cmd_verify(args, _load(args), Path(args.results or _default_results()))
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    return runcommands.cmd_cache(args, Path(args.cache or _default_cache()))
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "table": cmd_table,
+            "status": cmd_status, "verify": cmd_verify, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

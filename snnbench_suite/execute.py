@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from snnbench_suite.artifacts import AnnCache, artifact_key
+from snnbench_suite.artifacts import AnnCache, artifact_key, code_version
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
 from snnbench_suite.evaluation import evaluate_ann, evaluate_snn
@@ -154,30 +154,41 @@ class CellRunner:
         """The trained ANN of this cell's recipe, trained once per run and key."""
         dataset_spec = self.plugins.datasets.get(cell.dataset)
         config = with_epochs(recipe.training or dataset_spec.ann_training, cell.epochs)
+        arch_spec = self.plugins.architectures.get(cell.architecture)
         key = artifact_key([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
                             recipe.name, recipe.version, recipe.batch_norm, config,
-                            cell.seed, SNNBENCH_VERSION])
+                            cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build)])
         seed_everything(cell.seed)  # the initial weights must not depend on earlier cells
         model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
         if key in self._anns:
             state, info = self._anns[key]
             model.load_state_dict(state)
             return model.eval(), {**info, "source": "reused in this run"}
-        cached = self.ann_cache.load(key, model)
-        if cached is not None:
-            self._anns[key] = (copy.deepcopy(model.state_dict()), cached)
-            return model.eval(), {**cached, "source": f"cache {key}"}
-        summary = train_model(
-            model, loader("train", batch_size=config.batch_size, shuffle=True), config,
-            device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
-            on_epoch=self.reporter.epoch,
-        )
-        metrics = evaluate_ann(model, loader("test"), self.settings.device)
-        info = {"recipe": recipe.name, "recipe_version": recipe.version,
-                "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
-        self._anns[key] = (copy.deepcopy(model.state_dict()), info)
-        self.ann_cache.store(key, model, info)
+        # Held while training, so concurrent workers and runs train each ANN once.
+        with self.ann_cache.lock(key):
+            cached = self.ann_cache.load(key, model)
+            if cached is not None:
+                self._anns[key] = (copy.deepcopy(model.state_dict()), cached)
+                return model.eval(), {**cached, "source": f"cache {key}"}
+            self.reporter.message(f"training ANN {cell.architecture} ({recipe.name}) on "
+                                  f"{cell.dataset}, seed {cell.seed}: cache key {key}")
+            summary = train_model(
+                model, loader("train", batch_size=config.batch_size, shuffle=True), config,
+                device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
+                on_epoch=self.reporter.epoch,
+            )
+            metrics = evaluate_ann(model, loader("test"), self.settings.device)
+            info = {"recipe": recipe.name, "recipe_version": recipe.version,
+                    "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
+            self._anns[key] = (copy.deepcopy(model.state_dict()), info)
+            self.ann_cache.store(key, model, info, about={
+                "architecture": cell.architecture, "width": cell.width,
+                "dataset": cell.dataset, "seed": cell.seed, "recipe": recipe.name})
         return model.eval(), {**info, "source": f"trained, cached as {key}"}
+
+    def forget_anns(self) -> None:
+        """Drop the ANNs held in memory (the disk cache keeps them)."""
+        self._anns.clear()
 
     # --- the cell -------------------------------------------------------------------
 

@@ -15,7 +15,13 @@ import pluggy
 
 if TYPE_CHECKING:
     from snnbench_suite.cells import Cell
-    from snnbench_suite.specs import ArchitectureSpec, DatasetSpec, MethodSpec, TableSpec
+    from snnbench_suite.specs import (
+        ArchitectureSpec,
+        DatasetSpec,
+        ExecutorSpec,
+        MethodSpec,
+        TableSpec,
+    )
 
 PROJECT_NAME = "snnbench_suite"
 
@@ -57,6 +63,25 @@ def snnbench_register_tables(register: Callable[[TableSpec], None]) -> None:
     """Register table layouts by calling `register(TableSpec(...))`.
 
     Called once, while the registries are built. The return value is ignored.
+    """
+
+
+@hookspec
+def snnbench_register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register executors by calling `register(ExecutorSpec(...))` once per executor.
+
+    An executor decides where the cells of a run execute: `snnbench run --executor NAME
+    -j N` (or the matrix file's `executor:` section) picks it, `snnbench list executors`
+    lists it. The runner groups the cells into work units (cells sharing a trained ANN go
+    together) and calls `spec.run(request)` once per run with an ExecutorRequest;
+    the executor hands each unit to `request.work` somewhere (a local process, a Slurm
+    job, a Ray task), which writes the records itself, and reports each unit back with
+    `request.unit_done` or, when its worker died, `request.unit_lost`.
+
+    The built-in `local`, `slurm` and `ray` executors use exactly this hook. An executor
+    whose optional dependency is missing is still registered: its `available()` says which
+    extra to install. Called once, while the registries are built; the return value is
+    ignored.
     """
 
 

@@ -17,8 +17,9 @@ import yaml
 
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
+from snnbench_suite.matrix_file import Entry
 from snnbench_suite.plugins import Plugins
-from snnbench_suite.specs import DatasetRequest
+from snnbench_suite.specs import DatasetRequest, DatasetSpec, ExecutorSpec, MethodSpec
 
 DEFAULT_DATASET = "digits"
 DEFAULT_ARCHITECTURE = "vgg11"
@@ -108,17 +109,51 @@ class Overrides:
         return cls(values)
 
 
-def _resolve(target: str, declared: dict[str, Any], raw: dict[str, str]) -> dict[str, Any]:
+def _unknown_param(target: str, param: str, declared: dict[str, Any], where: str) -> UsageError:
+    close = difflib.get_close_matches(param, list(declared), n=3)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    known = ", ".join(sorted(declared)) or "(none)"
+    return UsageError(f"{where}: {target!r} has no parameter {param!r}.{hint} "
+                      f"Its parameters: {known}.")
+
+
+def _typed(value: Any, default: Any, where: str) -> Any:
+    """A value from a matrix file, checked against the type of its default."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, list)
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise UsageError(f"{where}: expected a {type(default).__name__} like {default!r}, "
+                         f"got {value!r}")
+    return value
+
+
+def _resolve(target: str, declared: dict[str, Any], raw: dict[str, str],
+             entry: Entry | None = None) -> dict[str, Any]:
+    """Defaults, then the values the matrix file gives `entry`, then --set overrides."""
     resolved = dict(declared)
+    for param, value in (entry.params if entry else {}).items():
+        where = entry.locate(param) if entry else ""
+        if param not in declared:
+            raise _unknown_param(target, param, declared, where)
+        resolved[param] = _typed(value, declared[param], where)
     for param, value in raw.items():
         if param not in declared:
-            close = difflib.get_close_matches(param, list(declared), n=3)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            known = ", ".join(sorted(declared)) or "(none)"
-            raise UsageError(
-                f"--set {target}.{param}: {target!r} has no parameter {param!r}.{hint} "
-                f"Its parameters: {known}."
-            )
+            raise _unknown_param(target, param, declared, f"--set {target}.{param}")
         resolved[param] = _coerce(value, declared[param], f"{target}.{param}")
     return resolved
 
@@ -128,29 +163,63 @@ class RunPlan:
     cells: list[Cell]
     steps: list[int]
     notes: list[str]
+    # cell id -> why the cell cannot run (e.g. a method that cannot take event data)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _entries(items: Sequence[str | Entry]) -> list[Entry]:
+    return [item if isinstance(item, Entry) else Entry(item) for item in items]
+
+
+def _get(registry: Any, entry: Entry) -> Any:
+    """The spec an entry names; a matrix file's error says where the name is."""
+    try:
+        return registry.get(entry.name)
+    except UsageError as exc:
+        if entry.where:
+            raise UsageError(f"{entry.where}: {exc}") from None
+        raise
+
+
+def incompatibility(method: MethodSpec, dataset: DatasetSpec) -> str | None:
+    """Why `method` cannot run on `dataset`, or None."""
+    if dataset.modality not in method.modalities:
+        return (f"method {method.name!r} supports {', '.join(method.modalities)} data; "
+                f"dataset {dataset.name!r} is {dataset.modality}")
+    if dataset.task not in method.tasks:
+        return (f"method {method.name!r} supports {', '.join(method.tasks)}; "
+                f"dataset {dataset.name!r} is {dataset.task}")
+    return None
 
 
 def build_plan(
     plugins: Plugins,
     *,
-    methods: Sequence[str],
-    architectures: Sequence[str],
-    datasets: Sequence[str],
+    methods: Sequence[str | Entry],
+    architectures: Sequence[str | Entry],
+    datasets: Sequence[str | Entry],
     seeds: Sequence[int],
     steps: Sequence[int],
     overrides: Overrides,
     epochs: int | None,
 ) -> RunPlan:
-    """Validate every name and parameter and return the cells of the matrix."""
-    method_specs = {name: plugins.methods.get(name) for name in dict.fromkeys(methods)}
-    arch_specs = {name: plugins.architectures.get(name) for name in dict.fromkeys(architectures)}
-    data_specs = {name: plugins.datasets.get(name) for name in dict.fromkeys(datasets)}
+    """Validate every name and parameter and return the cells of the matrix.
+
+    Names are strings (CLI lists) or Entries (a matrix file: a name with parameters and
+    the place it was written, so errors point at it). Incompatible (method, dataset)
+    pairs become skipped cells with their reason."""
+    method_entries = _entries(methods)
+    arch_entries = _entries(architectures)
+    data_entries = _entries(datasets)
+    method_specs = [(e, _get(plugins.methods, e)) for e in method_entries]
+    arch_specs = [(e, _get(plugins.architectures, e)) for e in arch_entries]
+    data_specs = [(e, _get(plugins.datasets, e)) for e in data_entries]
     if epochs is not None and epochs < 0:
         raise UsageError(f"--epochs: {epochs} is negative; give 0 or more")
 
-    targets = set(method_specs) | set(arch_specs) | set(data_specs)
-    for base in list(method_specs):  # '--set calib.x=' also reaches 'calib.light'
-        targets.add(base.split(".")[0])
+    targets = {e.name for e in [*method_entries, *arch_entries, *data_entries]}
+    for entry in method_entries:  # '--set calib.x=' also reaches 'calib.light'
+        targets.add(entry.name.split(".")[0])
     unknown = sorted(set(overrides.values) - targets)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(targets), n=3)
@@ -160,40 +229,76 @@ def build_plan(
             f"In this run: {', '.join(sorted(targets))}."
         )
 
-    method_params: dict[str, dict[str, Any]] = {}
-    for name, spec in method_specs.items():
+    resolved_methods: list[tuple[MethodSpec, dict[str, Any]]] = []
+    for entry, spec in method_specs:
+        name = entry.name
         raw = dict(overrides.values.get(name.split(".")[0], {}) if "." in name else {})
         raw.update(overrides.values.get(name, {}))
-        params = _resolve(name, dict(spec.params), raw)
+        params = _resolve(name, dict(spec.params), raw, entry)
         if spec.check_params is not None:
             try:
                 spec.check_params(params)
             except ValueError as exc:
-                raise UsageError(f"method {name!r}: {exc}") from None
-        method_params[name] = params
-    widths: dict[str, float] = {}
-    for name, spec in arch_specs.items():
-        width = _resolve(name, {"width": float(spec.default_width)},
-                         overrides.values.get(name, {}))["width"]
+                where = f"{entry.where}: " if entry.where else ""
+                raise UsageError(f"{where}method {name!r}: {exc}") from None
+        resolved_methods.append((spec, params))
+    widths: list[tuple[str, float]] = []
+    for entry, spec in arch_specs:
+        width = _resolve(entry.name, {"width": float(spec.default_width)},
+                         overrides.values.get(entry.name, {}), entry)["width"]
         if not width > 0:
-            raise UsageError(f"--set {name}.width={width}: the width multiplier must be > 0")
-        widths[name] = width
-    dataset_params = {
-        name: _resolve(name, dict(spec.params), overrides.values.get(name, {}))
-        for name, spec in data_specs.items()
-    }
-
-    cells = [
-        Cell(
-            method=m, method_version=method_specs[m].version,
-            architecture=a, width=widths[a],
-            dataset=d, dataset_version=data_specs[d].version,
-            seed=s, method_params=method_params[m], dataset_params=dataset_params[d],
-            epochs=epochs,
-        )
-        for d, a, m, s in itertools.product(data_specs, arch_specs, method_specs, seeds)
+            where = entry.locate("width") or f"--set {entry.name}.width={width}"
+            raise UsageError(f"{where}: the width multiplier must be > 0")
+        widths.append((entry.name, width))
+    resolved_data = [
+        (spec, _resolve(entry.name, dict(spec.params), overrides.values.get(entry.name, {}),
+                        entry))
+        for entry, spec in data_specs
     ]
-    return RunPlan(cells=cells, steps=list(steps), notes=[])
+
+    cells: list[Cell] = []
+    skipped: dict[str, str] = {}
+    for (dspec, dparams), (arch, width), (mspec, mparams), seed in itertools.product(
+            resolved_data, widths, resolved_methods, seeds):
+        cell = Cell(method=mspec.name, method_version=mspec.version,
+                    architecture=arch, width=width,
+                    dataset=dspec.name, dataset_version=dspec.version,
+                    seed=seed, method_params=mparams, dataset_params=dparams, epochs=epochs)
+        if any(c.cell_id == cell.cell_id for c in cells):
+            continue  # the same cell named twice runs once
+        cells.append(cell)
+        reason = incompatibility(mspec, dspec)
+        if reason is not None:
+            skipped[cell.cell_id] = reason
+    return RunPlan(cells=cells, steps=list(steps), notes=[], skipped=skipped)
+
+
+@dataclass(frozen=True)
+class ResolvedExecutor:
+    """The executor of a run with its checked parameters and worker count."""
+
+    spec: ExecutorSpec
+    params: dict[str, Any]
+    jobs: int
+
+
+def resolve_executor(plugins: Plugins, name: str | Entry, raw: dict[str, str],
+                     jobs: int) -> ResolvedExecutor:
+    """Check the executor (installed? parameters?) before anything runs."""
+    entry = name if isinstance(name, Entry) else Entry(name)
+    spec: ExecutorSpec = _get(plugins.executors, entry)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"-j: {jobs!r} workers; give an integer >= 1")
+    missing = spec.available() if spec.available is not None else None
+    if missing:
+        raise UsageError(f"executor {spec.name!r} cannot run here: {missing}")
+    params = _resolve(spec.name, dict(spec.params), raw, entry)
+    if spec.check_params is not None:
+        try:
+            spec.check_params(params)
+        except ValueError as exc:
+            raise UsageError(f"executor {spec.name!r}: {exc}") from None
+    return ResolvedExecutor(spec=spec, params=params, jobs=jobs)
 
 
 def check_datasets(plugins: Plugins, plan: RunPlan, *, data_root: Path | None,

@@ -18,7 +18,10 @@ import pandas as pd
 
 from snnbench_suite.errors import UsageError
 
-SCHEMA_VERSION = 1
+# Version 2 added provenance fields (config hash, dataset fingerprint, deterministic flags,
+# thread counts, plugin versions by entry point). Version 1 records are read by filling
+# those fields with None; any other version is refused, never guessed at.
+SCHEMA_VERSION = 2
 RECORD_SUFFIX = ".json"
 
 STATUS_OK = "ok"
@@ -66,11 +69,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, text + "\n")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide records from a group
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -92,18 +105,42 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+class RecordSchemaError(UsageError):
+    """A record written with a schema this snnbench cannot read (older or newer)."""
+
+
+V2_PROVENANCE_FIELDS = ("config_hash", "dataset_fingerprint", "deterministic", "threads",
+                        "plugin_versions")
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 lacks only provenance fields; they become None, so nothing is invented."""
+    provenance = dict(data.get("provenance") or {})
+    for key in V2_PROVENANCE_FIELDS:
+        provenance.setdefault(key, None)
+    return {**data, "provenance": provenance, "schema_version": SCHEMA_VERSION,
+            "upgraded_from_schema": 1}
+
+
+_UPGRADES = {1: _upgrade_v1}
+
+
 def read_record(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"record {path} cannot be read: {exc}") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
-        raise UsageError(
-            f"record {path} has schema version {version!r}; this snnbench reads version "
-            f"{SCHEMA_VERSION}. Re-run its cell or use the snnbench version that wrote it."
-        )
-    return data
+    if version == SCHEMA_VERSION:
+        return data
+    if isinstance(version, int) and not isinstance(version, bool) and version in _UPGRADES:
+        return _UPGRADES[version](data)
+    raise RecordSchemaError(
+        f"record {path} has schema version {version!r}; this snnbench reads versions "
+        f"{', '.join(map(str, sorted([*_UPGRADES, SCHEMA_VERSION])))}. Move it out of the "
+        "results folder (or re-run its cell into another folder), or read it with the "
+        "snnbench version that wrote it."
+    )
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
@@ -116,12 +153,16 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def existing_record(results_dir: Path, cell_id: str) -> dict[str, Any] | None:
-    """The stored record of a cell, or None when absent or unreadable (then it re-runs)."""
+    """The stored record of a cell, or None when absent or unreadable JSON (then it
+    re-runs). A record of a schema this snnbench cannot read raises RecordSchemaError:
+    overwriting it could destroy a newer snnbench's result."""
     path = record_path(results_dir, cell_id)
     if not path.exists():
         return None
     try:
         return read_record(path)
+    except RecordSchemaError:
+        raise
     except UsageError:
         return None
 

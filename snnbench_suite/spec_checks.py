@@ -19,6 +19,7 @@ from snnbench_suite.specs import (
     AnnRecipe,
     ArchitectureSpec,
     DatasetSpec,
+    ExecutorSpec,
     MethodSpec,
     TableSpec,
 )
@@ -157,11 +158,32 @@ def check_table(spec: object) -> None:
         raise InvalidSpecError(f"table layout {spec.name!r}: build must be callable")
 
 
+def check_executor(spec: object) -> None:
+    _require_type(spec, ExecutorSpec, "executors")
+    assert isinstance(spec, ExecutorSpec)
+    check_name("executor", spec.name)
+    for attribute in ("run", "check_params", "available"):
+        value = getattr(spec, attribute)
+        if value is not None and not callable(value):
+            raise InvalidSpecError(f"executor {spec.name!r}: {attribute} must be callable")
+    if not isinstance(spec.params, Mapping):
+        raise InvalidSpecError(f"executor {spec.name!r}: params must be a mapping")
+    for key, default in spec.params.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise InvalidSpecError(f"executor {spec.name!r}: parameter name {key!r} is invalid")
+        if not isinstance(default, PARAMETER_TYPES):
+            raise InvalidSpecError(
+                f"executor {spec.name!r}: the default of {key!r} has type "
+                f"{type(default).__name__}; use bool, int, float, str or None"
+            )
+
+
 KIND_CHECKS: dict[str, Callable[[Any], None]] = {
     "methods": check_method,
     "architectures": check_architecture,
     "datasets": check_dataset,
     "tables": check_table,
+    "executors": check_executor,
 }
 
 # How messages name one thing of each kind; a kind not listed drops its plural 's'.
