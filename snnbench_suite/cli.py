@@ -11,7 +11,6 @@ from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
-from rich.markup import escape
 from rich.table import Table
 
 from snnbench_suite import runcommands
