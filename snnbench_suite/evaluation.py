@@ -1,13 +1,15 @@
 """Accuracy of ANNs and SNNs; for SNNs at every requested T from one simulation.
 
-Spike counting uses forward hooks on the neurons of the same simulation that gives the
-accuracy; the hooks are removed afterwards whatever happens.
+The efficiency metrics (firing rates, SOPs, dense and effective MACs, effective ACs,
+energy; definitions in `snnbench_suite.metrics.counting`) are counted by forward hooks
+during the same simulation that gives the accuracy; the hooks are removed afterwards
+whatever happens. Every count is per sample, summed over the first T steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -15,10 +17,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from snnbench_suite.errors import UsageError
+from snnbench_suite.metrics import (
+    DEFAULT_ENERGY_TABLE,
+    METRICS_VERSION,
+    EnergyTable,
+    counting,
+    parameter_count,
+)
 from snnbench_suite.snn.convert import SpikingNetwork
 from snnbench_suite.snn.encoding import direct, frames_first
 from snnbench_suite.snn.readout import anytime_readout
-from snnbench_suite.snn.temporal import TemporalModule, unfold_time
 
 
 def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
@@ -56,49 +64,36 @@ def input_sequence(x: torch.Tensor, num_steps: int, modality: str) -> torch.Tens
     return direct(x, num_steps)
 
 
-@contextmanager
-def counting_spikes(network: nn.Module, num_steps: int) -> Iterator[dict[str, Any]]:
-    """Count spike events (non-zero outputs, whatever their amplitude) per neuron layer and
-    step. Yields {"layers": {name: [T] counts}, "neurons": {name: neurons per sample}}."""
-    counts: dict[str, torch.Tensor] = {}
-    sizes: dict[str, int] = {}
-    handles = []
-    try:
-        for name, module in network.named_modules():
-            if not isinstance(module, TemporalModule) or name == "encoder":
-                continue
+@dataclass
+class SnnEvaluation:
+    """One simulation's results: an entry per requested T and the network's size."""
 
-            def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, _name: str = name) -> None:
-                steps = unfold_time(out, num_steps)
-                per_step = steps.ne(0).flatten(1).sum(1).to(torch.float64).cpu()
-                counts[_name] = counts.get(_name, torch.zeros(num_steps, dtype=torch.float64))
-                counts[_name] += per_step
-                sizes[_name] = steps[0, 0].numel()
-
-            handles.append(module.register_forward_hook(hook))
-        yield {"layers": counts, "neurons": sizes}
-    finally:
-        for handle in handles:
-            handle.remove()
+    per_t: dict[int, dict[str, Any]]
+    params: int
+    ann_macs: int  # dense MACs of one step per sample: one ANN forward pass
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uncounted_layers: list[str] = field(default_factory=list)
 
 
 @torch.no_grad()
-def evaluate_snn(
-    network: SpikingNetwork,
+def simulate(
+    network: nn.Module,
     loader: DataLoader,
     steps: Sequence[int],
     *,
     modality: str,
     device: torch.device,
-) -> dict[int, dict[str, Any]]:
-    """Simulate once at max(steps); return accuracy and firing rates at each step."""
+    energy_table: EnergyTable = DEFAULT_ENERGY_TABLE,
+) -> SnnEvaluation:
+    """Simulate once at max(steps); accuracy, firing rates, operations and energy per
+    sample at each step, all from that one simulation (hooks, removed afterwards)."""
     network.eval().to(device)
     horizon = max(steps)
     correct1 = dict.fromkeys(steps, 0)
     correct5 = dict.fromkeys(steps, 0)
     total = 0
     num_classes = 0
-    with counting_spikes(network, horizon) as spikes:
+    with counting(network, horizon, event_input=modality == "events") as tally:
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             readout = anytime_readout(network(input_sequence(x, horizon, modality)))
@@ -107,20 +102,58 @@ def evaluate_snn(
                 correct1[t] += _topk_correct(readout[t - 1], y, 1)
                 correct5[t] += _topk_correct(readout[t - 1], y, 5)
             total += y.numel()
+    if total == 0:
+        raise UsageError("the test split is empty: there is nothing to evaluate")
     results: dict[int, dict[str, Any]] = {}
     for t in steps:
-        layer_rates = {
-            name: float(count[:t].sum()) / (spikes["neurons"][name] * t * total)
-            for name, count in spikes["layers"].items()
-        }
-        all_spikes = sum(float(count[:t].sum()) for count in spikes["layers"].values())
-        all_neurons = sum(spikes["neurons"].values())
-        entry: dict[str, Any] = {
-            "top1": 100.0 * correct1[t] / total,
-            "firing_rate": all_spikes / (all_neurons * t * total) if all_neurons else 0.0,
-            "layer_firing_rates": layer_rates,
-        }
+        counts = tally.per_sample(t, total)
+        entry: dict[str, Any] = {"top1": 100.0 * correct1[t] / total}
         if num_classes > 10:
             entry["top5"] = 100.0 * correct5[t] / total
+        entry.update(counts)
+        entry["energy_pj"] = energy_table.energy_pj(counts["effective_macs"],
+                                                    counts["effective_acs"])
         results[t] = entry
-    return results
+    return SnnEvaluation(
+        per_t=results, params=parameter_count(network),
+        ann_macs=tally.dense_macs_per_step(total), layers=tally.layer_summary(),
+        uncounted_layers=list(tally.layout.uncounted),
+    )
+
+
+def metrics_record(evaluations: Sequence[SnnEvaluation],
+                   energy_table: EnergyTable = DEFAULT_ENERGY_TABLE) -> dict[str, Any]:
+    """The record's "metrics" entry: definitions version, energy table, network size.
+
+    `params` and `ann_macs` come from the first evaluated network; when builds differ in
+    size (they should not: every T builds the same architecture), the value of each
+    build is kept as well, in the order of the record's "builds".
+    """
+    if not evaluations:
+        raise ValueError("no network was evaluated")
+    first = evaluations[0]
+    entry: dict[str, Any] = {
+        "version": METRICS_VERSION,
+        "energy_table": energy_table.as_record(),
+        "params": first.params,
+        "ann_macs": first.ann_macs,
+        "ann_energy_pj": first.ann_macs * energy_table.pj_per_mac,
+        "layers": first.layers,
+        "uncounted_layers": first.uncounted_layers,
+    }
+    if len({(e.params, e.ann_macs) for e in evaluations}) > 1:
+        entry["params_per_build"] = [e.params for e in evaluations]
+        entry["ann_macs_per_build"] = [e.ann_macs for e in evaluations]
+    return entry
+
+
+def evaluate_snn(
+    network: SpikingNetwork,
+    loader: DataLoader,
+    steps: Sequence[int],
+    *,
+    modality: str,
+    device: torch.device,
+) -> dict[int, dict[str, Any]]:
+    """The per-T entries of `simulate` (accuracy, firing rates, operations, energy)."""
+    return simulate(network, loader, steps, modality=modality, device=device).per_t

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from snnbench_suite.artifacts import AnnCache, artifact_key, code_version
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
-from snnbench_suite.evaluation import evaluate_ann, evaluate_snn
+from snnbench_suite.evaluation import SnnEvaluation, evaluate_ann, metrics_record, simulate
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.progress import Reporter
 from snnbench_suite.provenance import package_version
@@ -240,6 +240,7 @@ class CellRunner:
         ann_info = setup.ann_info
         per_t: dict[int, dict[str, Any]] = {}
         builds: list[dict[str, Any]] = []
+        evaluations: list[SnnEvaluation] = []
         evaluate = self._evaluator(data, loader)
         if method.t_mode == "anytime":
             horizon = max(steps)
@@ -247,12 +248,16 @@ class CellRunner:
             ctx = context(None)
             start = time.perf_counter()
             network = method.build(ctx)
-            builds.append({"T": None, "seconds": time.perf_counter() - start, **ctx.notes})
+            build_s = time.perf_counter() - start
+            builds.append({"T": None, "seconds": build_s, **ctx.notes})
             start = time.perf_counter()
-            for t, entry in evaluate(network, steps).items():
-                per_t[t] = {**entry, "t_source": f"anytime readout at step {t} of one "
-                            f"simulation with T = {horizon}"}
+            evaluations.append(evaluate(network, steps))
             timings["eval_s"] = time.perf_counter() - start
+            # One build and one simulation serve every T: each entry carries their times.
+            for t, entry in evaluations[-1].per_t.items():
+                per_t[t] = {**entry, "build_seconds": build_s, "eval_seconds": timings["eval_s"],
+                            "t_source": f"anytime readout at step {t} of one "
+                            f"simulation with T = {horizon}"}
         else:
             timings["eval_s"] = 0.0
             for t in steps:
@@ -260,11 +265,14 @@ class CellRunner:
                 ctx = context(t)
                 start = time.perf_counter()
                 network = method.build(ctx)
-                builds.append({"T": t, "seconds": time.perf_counter() - start, **ctx.notes})
+                build_s = time.perf_counter() - start
+                builds.append({"T": t, "seconds": build_s, **ctx.notes})
                 start = time.perf_counter()
-                entry = evaluate(network, [t])[t]
-                timings["eval_s"] += time.perf_counter() - start
-                per_t[t] = {**entry, "t_source": f"built and simulated at T = {t}"}
+                evaluations.append(evaluate(network, [t]))
+                eval_s = time.perf_counter() - start
+                timings["eval_s"] += eval_s
+                per_t[t] = {**evaluations[-1].per_t[t], "build_seconds": build_s,
+                            "eval_seconds": eval_s, "t_source": f"built and simulated at T = {t}"}
         timings["build_s"] = sum(b["seconds"] for b in builds)
         return {
             "dataset": {**data.info.__dict__, "split_sizes": dict(data.info.split_sizes),
@@ -273,11 +281,12 @@ class CellRunner:
             "per_T": [{"T": t, **per_t[t]} for t in sorted(per_t)],
             "builds": builds,
             "timings": timings,
+            "metrics": metrics_record(evaluations),
         }
 
     def _evaluator(self, data: DatasetSplits, loader: Callable[..., DataLoader]
-                   ) -> Callable[[nn.Module, Sequence[int]], dict[int, dict[str, Any]]]:
-        def evaluate(network: nn.Module, steps: Sequence[int]) -> dict[int, dict[str, Any]]:
-            return evaluate_snn(network, loader("test"), steps,  # type: ignore[arg-type]
-                                modality=data.info.modality, device=self.settings.device)
+                   ) -> Callable[[nn.Module, Sequence[int]], SnnEvaluation]:
+        def evaluate(network: nn.Module, steps: Sequence[int]) -> SnnEvaluation:
+            return simulate(network, loader("test"), steps,
+                            modality=data.info.modality, device=self.settings.device)
         return evaluate

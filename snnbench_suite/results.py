@@ -181,10 +181,27 @@ def _finite(value: Any) -> float:
     return number
 
 
+# Efficiency metrics (snnbench_suite.metrics): per T, and per cell from record["metrics"];
+# NaN where a record has none (failed or skipped cells, records written before them).
+PER_T_METRICS = ["sops", "dense_macs", "effective_macs", "effective_acs", "energy_pj",
+                 "build_seconds", "eval_seconds"]
+CELL_METRICS = ["params", "ann_macs", "ann_energy_pj"]
+
 TIDY_COLUMNS = [
     "cell_id", "method", "method_version", "family", "architecture", "width", "dataset",
-    "seed", "T", "top1", "top5", "ann_top1", "firing_rate", "t_source", "status", "error",
+    "seed", "T", "top1", "top5", "ann_top1", "firing_rate", *PER_T_METRICS, *CELL_METRICS,
+    "metrics_version", "energy_table", "t_source", "status", "error",
 ]
+
+
+def _metrics_columns(record: dict[str, Any]) -> dict[str, Any]:
+    metrics = record.get("metrics") or {}
+    table = metrics.get("energy_table") or {}
+    return {
+        **{key: _finite(metrics.get(key)) for key in CELL_METRICS},
+        "metrics_version": metrics.get("version"),
+        "energy_table": f"{table['name']} v{table['version']}" if table else None,
+    }
 
 
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -204,11 +221,13 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "ann_top1": _finite((record.get("ann") or {}).get("top1")),
             "status": record["status"],
             "error": (record.get("error") or {}).get("message"),
+            **_metrics_columns(record),
         }
         entries = record.get("per_T") or []
         if record["status"] != STATUS_OK or not entries:
             rows.append({**base, "T": None, "top1": math.nan, "top5": math.nan,
-                         "firing_rate": math.nan, "t_source": None})
+                         "firing_rate": math.nan, **dict.fromkeys(PER_T_METRICS, math.nan),
+                         "t_source": None})
             continue
         for entry in entries:
             rows.append({
@@ -217,6 +236,7 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "top1": _finite(entry.get("top1")),
                 "top5": _finite(entry.get("top5")),
                 "firing_rate": _finite(entry.get("firing_rate")),
+                **{key: _finite(entry.get(key)) for key in PER_T_METRICS},
                 "t_source": entry.get("t_source"),
             })
     frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
