@@ -64,11 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list installed plugins and their status")
     plugins.add_argument("--all", action="store_true", help="also show each entry point")
 
-    table = sub.add_parser("table", help="render a table from stored records")
-    table.add_argument("--results", default=None, help="records folder (SNNBENCH_RESULTS)")
-    table.add_argument("--layout", default="leaderboard")
-    table.add_argument("--format", dest="fmt", default="md", choices=("md", "csv"))
-    table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    from snnbench_suite.cli_tables import add_parsers
+
+    add_parsers(sub)  # table and plot
     runcommands.add_commands(sub, "records folder (SNNBENCH_RESULTS)",
                              "cache folder (SNNBENCH_CACHE)")
     return parser
@@ -239,17 +237,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from snnbench_suite.results import write_text_atomic
-    from snnbench_suite.tables import build_table, render
+    from snnbench_suite import cli_tables
 
-    plugins = _load(args)
-    frame = build_table(plugins, Path(args.results or _default_results()), args.layout)
-    text = render(frame, args.fmt)
-    if args.output:
-        write_text_atomic(Path(args.output), text)
-    else:
-        print(text, end="")
-    return EXIT_OK
+    return cli_tables.cmd_table(args, lambda: _load(args))
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from snnbench_suite import cli_tables
+
+    return cli_tables.cmd_plot(args, lambda: _load(args))
 
 
 def _disabled_plugins() -> tuple[str, ...]:
@@ -270,7 +266,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "table": cmd_table,
-            "status": cmd_status, "verify": cmd_verify, "cache": cmd_cache}
+            "plot": cmd_plot, "status": cmd_status, "verify": cmd_verify, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

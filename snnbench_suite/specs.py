@@ -219,7 +219,17 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table layout: a pure function from the tidy records frame to a display frame."""
+    """A table layout: a pure function from the tidy records frame to a display frame.
+
+    With `reference=True` the frame also holds the published numbers of
+    leaderboards/reference as rows with `source == "reported"` (others have
+    "reproduced"); `frame.attrs["datasets"]` names the datasets asked for. The display
+    frame may carry hidden columns (names starting with "_": `_kind` reproduced/reported,
+    `_dataset`, `_architecture`) and attrs `best` ({column: "max" | "min"}, bold in LaTeX),
+    `best_by` (columns grouping rows for `best`), `best_rowwise` (columns compared within
+    a row), `notes` (lines under the table), `papers` (reference keys cited) and
+    `empty_reason` (said when the layout has no rows for the records).
+    """
 
     name: str
     build: Callable[[pd.DataFrame], pd.DataFrame]

@@ -63,7 +63,9 @@ def test_builtins_register_through_the_entry_point_group() -> None:
     assert {s.name for s in builtins} == BUILTINS
     assert all(s.distribution == "snnbench-suite" for s in builtins)
     # What each registered is recorded per kind, for `snnbench plugins`.
-    assert plugins.status("snnbench_tables").registered == {"tables": ["leaderboard", "records"]}
+    assert plugins.status("snnbench_tables").registered == {"tables": [
+        "leaderboard", "comparison", "calibration", "ablation", "curve", "efficiency",
+        "records"]}
     assert "naive" in plugins.status("snnbench_methods").registered["methods"]
 
 

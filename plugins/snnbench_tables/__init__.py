@@ -3,10 +3,11 @@
 from collections.abc import Callable
 
 from snnbench_suite import TableSpec, hookimpl
-from snnbench_tables.layouts import LEADERBOARD, RECORDS
+from snnbench_tables.layouts import CURVE, LEADERBOARD, RECORDS
+from snnbench_tables.paper_layouts import ABLATION, CALIBRATION, COMPARISON, EFFICIENCY
 
 
 @hookimpl
 def snnbench_register_tables(register: Callable[[TableSpec], None]) -> None:
-    register(LEADERBOARD)
-    register(RECORDS)
+    for spec in (LEADERBOARD, COMPARISON, CALIBRATION, ABLATION, CURVE, EFFICIENCY, RECORDS):
+        register(spec)
