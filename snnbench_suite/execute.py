@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from snnbench_suite.artifacts import AnnCache, artifact_key, code_version
 from snnbench_suite.cells import Cell, canonical_json
+from snnbench_suite.detection.evaluate import evaluate_detector, simulate_detector
+from snnbench_suite.detection.loss import detection_loss
 from snnbench_suite.errors import UsageError
 from snnbench_suite.evaluation import SnnEvaluation, evaluate_ann, metrics_record, simulate
 from snnbench_suite.plugins import Plugins
@@ -172,12 +174,15 @@ class CellRunner:
                 return model.eval(), {**cached, "source": f"cache {key}"}
             self.reporter.message(f"training ANN {cell.architecture} ({recipe.name}) on "
                                   f"{cell.dataset}, seed {cell.seed}: cache key {key}")
+            detecting = data.info.task == "detection"
             summary = train_model(
                 model, loader("train", batch_size=config.batch_size, shuffle=True), config,
                 device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
                 on_epoch=self.reporter.epoch,
+                **({"loss_fn": detection_loss} if detecting else {}),
             )
-            metrics = evaluate_ann(model, loader("test"), self.settings.device)
+            score_ann = evaluate_detector if detecting else evaluate_ann
+            metrics = score_ann(model, loader("test"), self.settings.device)
             info = {"recipe": recipe.name, "recipe_version": recipe.version,
                     "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
             self._anns[key] = (copy.deepcopy(model.state_dict()), info)
@@ -286,7 +291,10 @@ class CellRunner:
 
     def _evaluator(self, data: DatasetSplits, loader: Callable[..., DataLoader]
                    ) -> Callable[[nn.Module, Sequence[int]], SnnEvaluation]:
+        # Detection scores the time-averaged dense map by COCO mAP (snnbench_suite.detection).
+        run = simulate_detector if data.info.task == "detection" else simulate
+
         def evaluate(network: nn.Module, steps: Sequence[int]) -> SnnEvaluation:
-            return simulate(network, loader("test"), steps,
-                            modality=data.info.modality, device=self.settings.device)
+            return run(network, loader("test"), steps,
+                       modality=data.info.modality, device=self.settings.device)
         return evaluate

@@ -192,6 +192,35 @@ def incompatibility(method: MethodSpec, dataset: DatasetSpec) -> str | None:
     return None
 
 
+# A classification architecture A paired with a detection dataset runs as the detector
+# `det.A` (FCOS-style head on A's features) when such an architecture is registered; the
+# built-in `det` family (snnbench_architectures.detection) serves every built-in backbone.
+DETECTOR_FAMILY = "det"
+
+
+def architecture_for(plugins: Plugins, name: str, dataset: DatasetSpec) -> str:
+    """The architecture a cell of `dataset` runs for the requested `name`: `name` itself,
+    or `det.<name>` when `name` cannot do the dataset's task and the detector can."""
+    if dataset.task in plugins.architectures.get(name).tasks:
+        return name
+    wrapped = f"{DETECTOR_FAMILY}.{name}"
+    try:
+        spec = plugins.architectures.get(wrapped)
+    except UsageError:
+        return name
+    return wrapped if dataset.task in spec.tasks else name
+
+
+def architecture_incompatibility(plugins: Plugins, name: str, dataset: DatasetSpec
+                                 ) -> str | None:
+    """Why architecture `name` cannot run on `dataset` (another task), or None."""
+    tasks = plugins.architectures.get(name).tasks
+    if dataset.task in tasks:
+        return None
+    return (f"architecture {name!r} is for {', '.join(tasks)}; dataset {dataset.name!r} is "
+            f"{dataset.task}")
+
+
 def build_plan(
     plugins: Plugins,
     *,
@@ -261,13 +290,14 @@ def build_plan(
     for (dspec, dparams), (arch, width), (mspec, mparams), seed in itertools.product(
             resolved_data, widths, resolved_methods, seeds):
         cell = Cell(method=mspec.name, method_version=mspec.version,
-                    architecture=arch, width=width,
+                    architecture=architecture_for(plugins, arch, dspec), width=width,
                     dataset=dspec.name, dataset_version=dspec.version,
                     seed=seed, method_params=mparams, dataset_params=dparams, epochs=epochs)
         if any(c.cell_id == cell.cell_id for c in cells):
             continue  # the same cell named twice runs once
         cells.append(cell)
-        reason = incompatibility(mspec, dspec)
+        reason = (incompatibility(mspec, dspec)
+                  or architecture_incompatibility(plugins, cell.architecture, dspec))
         if reason is not None:
             skipped[cell.cell_id] = reason
     return RunPlan(cells=cells, steps=list(steps), notes=[], skipped=skipped)

@@ -186,10 +186,16 @@ def _finite(value: Any) -> float:
 PER_T_METRICS = ["sops", "dense_macs", "effective_macs", "effective_acs", "energy_pj",
                  "build_seconds", "eval_seconds"]
 CELL_METRICS = ["params", "ann_macs", "ann_energy_pj"]
+# Detection datasets are scored by COCO mAP@[.5:.95] ("map") and mAP@.5 ("map50"), fractions
+# in [0, 1], where classification has "top1"; the column `metric` names the key a
+# dataset's tables show (DatasetInfo.metric; "top1" in records written before it existed,
+# empty where the record holds no dataset, e.g. a skipped cell).
+DETECTION_METRICS = ["map", "map50"]
 
 TIDY_COLUMNS = [
     "cell_id", "method", "method_version", "family", "architecture", "width", "dataset",
-    "seed", "T", "top1", "top5", "ann_top1", "firing_rate", *PER_T_METRICS, *CELL_METRICS,
+    "seed", "T", "top1", "top5", "ann_top1", *DETECTION_METRICS, "ann_map", "ann_map50",
+    "metric", "firing_rate", *PER_T_METRICS, *CELL_METRICS,
     "metrics_version", "energy_table", "t_source", "status", "error",
 ]
 
@@ -219,6 +225,10 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "dataset": cell["dataset"],
             "seed": cell["seed"],
             "ann_top1": _finite((record.get("ann") or {}).get("top1")),
+            "ann_map": _finite((record.get("ann") or {}).get("map")),
+            "ann_map50": _finite((record.get("ann") or {}).get("map50")),
+            "metric": (record["dataset"].get("metric", "top1")
+                       if isinstance(record.get("dataset"), dict) else None),
             "status": record["status"],
             "error": (record.get("error") or {}).get("message"),
             **_metrics_columns(record),
@@ -227,6 +237,7 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         if record["status"] != STATUS_OK or not entries:
             rows.append({**base, "T": None, "top1": math.nan, "top5": math.nan,
                          "firing_rate": math.nan, **dict.fromkeys(PER_T_METRICS, math.nan),
+                         **dict.fromkeys(DETECTION_METRICS, math.nan),
                          "t_source": None})
             continue
         for entry in entries:
@@ -237,6 +248,7 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "top5": _finite(entry.get("top5")),
                 "firing_rate": _finite(entry.get("firing_rate")),
                 **{key: _finite(entry.get(key)) for key in PER_T_METRICS},
+                **{key: _finite(entry.get(key)) for key in DETECTION_METRICS},
                 "t_source": entry.get("t_source"),
             })
     frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)

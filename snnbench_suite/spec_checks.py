@@ -15,6 +15,7 @@ from snnbench_suite.specs import (
     METHOD_FAMILIES,
     MODALITIES,
     T_MODES,
+    TASK_METRICS,
     TASKS,
     AnnRecipe,
     ArchitectureSpec,
@@ -136,6 +137,10 @@ def check_architecture(spec: object) -> None:
             f"architecture {spec.name!r}: examples name variants of a family; give "
             "`variants` too, or drop `examples`"
         )
+    if not spec.tasks:
+        raise InvalidSpecError(f"architecture {spec.name!r}: tasks must name at least one task")
+    for task in spec.tasks:
+        _require_in(task, TASKS, "each task", spec.name)
 
 
 def check_dataset(spec: object) -> None:
@@ -148,6 +153,8 @@ def check_dataset(spec: object) -> None:
         raise InvalidSpecError(f"dataset {spec.name!r}: load must be callable")
     if spec.check is not None and not callable(spec.check):
         raise InvalidSpecError(f"dataset {spec.name!r}: check must be callable or None")
+    _require_in(spec.metric, TASK_METRICS[spec.task], f"metric of a {spec.task} dataset",
+                spec.name)
 
 
 def check_table(spec: object) -> None:

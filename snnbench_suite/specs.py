@@ -28,6 +28,9 @@ TMode = Literal["anytime", "per_t"]
 
 MODALITIES: tuple[str, ...] = ("static", "events")
 TASKS: tuple[str, ...] = ("classification", "detection")
+# The per-T metric keys a dataset may name as its `metric`, by task.
+TASK_METRICS: dict[str, tuple[str, ...]] = {"classification": ("top1", "top5"),
+                                            "detection": ("map", "map50")}
 METHOD_FAMILIES: tuple[str, ...] = ("conversion", "direct_training", "distillation")
 T_MODES: tuple[str, ...] = ("anytime", "per_t")
 
@@ -62,6 +65,11 @@ class DatasetInfo:
     std: tuple[float, ...] | None = None
     num_frames: int | None = None
     split_sizes: Mapping[str, int] = field(default_factory=dict)
+    # The per-T key tables show for this dataset: "top1" (classification) or "map" /
+    # "map50" (detection: COCO mAP@[.5:.95] / mAP@.5, fractions in [0, 1]).
+    metric: str = "top1"
+    # Annotations a documented filter dropped, by reason (e.g. zero-area boxes).
+    filtered: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class DatasetSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     embedded: bool = False
     check: Callable[[DatasetRequest], None] | None = None
+    metric: str = "top1"  # the per-T key tables show (see DatasetInfo.metric)
 
 
 # --- architectures --------------------------------------------------------------------
@@ -149,6 +158,10 @@ class ArchitectureSpec:
     deviations: str = ""
     variants: Callable[[str], ArchitectureSpec] | None = None
     examples: tuple[str, ...] = ()
+    # What its output is for: a classifier's logits, or a detector's dense map
+    # (snnbench_suite.detection). A cell pairing it with a dataset of another task is
+    # skipped with that reason.
+    tasks: tuple[str, ...] = ("classification",)
 
 
 # --- methods --------------------------------------------------------------------------

@@ -27,10 +27,13 @@ from snnbench_suite.testing import method_context
 
 
 def enrolled(plugins: Plugins) -> list[str]:
-    """Every registered architecture; a family by the examples of its spec."""
+    """Every registered classification architecture; a family by the examples of its spec.
+    (Detectors, `det.<name>`, are tested in test_detection.py.)"""
     names = []
     for entry in plugins.architectures.entries():
         spec = entry.value
+        if "classification" not in spec.tasks:
+            continue
         if spec.variants is None:
             names.append(entry.name)
         else:

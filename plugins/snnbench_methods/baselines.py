@@ -24,6 +24,10 @@ from snnbench_suite.snn import IFNeuron, observe_activations, prepare_conversion
 # (almost) never fires, which is what its ANN counterpart does.
 MIN_THRESHOLD = 1e-6
 
+# Threshold conversion reads only the network's activations: a detector's dense map is
+# averaged over time like a classifier's logits (snnbench_suite.detection).
+CONVERSION_TASKS = ("classification", "detection")
+
 CONVERSION_TRAITS = {
     "readout": "non-spiking classifier, output averaged over T",
     "reset": "subtract",
@@ -71,7 +75,7 @@ def check_robust(params: Mapping[str, Any]) -> None:
 
 NAIVE = MethodSpec(
     name="naive", family="conversion", version="1", t_mode="anytime", build=build_naive,
-    ann_recipe=RELU_BN, traits=CONVERSION_TRAITS,
+    ann_recipe=RELU_BN, traits=CONVERSION_TRAITS, tasks=CONVERSION_TASKS,
     description="ANN-to-SNN conversion with max-activation thresholds",
     citation="Diehl et al., Fast-classifying, high-accuracy spiking deep networks through "
     "weight and threshold balancing, IJCNN 2015",
@@ -80,7 +84,7 @@ NAIVE = MethodSpec(
 ROBUST = MethodSpec(
     name="robust", family="conversion", version="1", t_mode="anytime", build=build_robust,
     ann_recipe=RELU_BN, params={"percentile": 99.9}, check_params=check_robust,
-    traits=CONVERSION_TRAITS,
+    traits=CONVERSION_TRAITS, tasks=CONVERSION_TASKS,
     description="ANN-to-SNN conversion with percentile thresholds (robust normalisation)",
     citation="Rueckauer et al., Conversion of continuous-valued deep networks to efficient "
     "event-driven networks for image classification, Frontiers in Neuroscience 2017",

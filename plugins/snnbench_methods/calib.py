@@ -279,6 +279,9 @@ def _spec(name: str, mode: str, description: str) -> MethodSpec:
         name=name, family="conversion", version=VERSION, t_mode="per_t", build=build,
         ann_recipe=RELU_BN, params=dict(PARAMS), check_params=check_params,
         traits={**TRAITS, "calibration": mode}, description=description,
+        # Calibration matches activations layer by layer, whatever the output is: the
+        # detection paper's extension converts detectors the same way.
+        tasks=("classification", "detection"),
         citation="Li, Deng, Dong, Gong, Gu. A Free Lunch From ANN: Towards Efficient, "
         "Accurate Spiking Neural Networks Calibration. ICML 2021 (arXiv 2106.06984; "
         "extended: arXiv 2205.10121)",
