@@ -91,8 +91,8 @@ def test_two_layer_network_counted_by_hand() -> None:
     assert result.params == 12  # 6 + 6 weights, no bias
     assert result.layers["graph_module.0"]["counted_as"] == "real"
     assert result.layers["graph_module.2"]["counted_as"] == "events"
-    # fc2's time-averaged output at T=3: [1/3, 1/3] (class 0 wins the tie): top-1 100%
-    assert by_t[3]["top1"] == 100.0 and "top5" not in by_t[3]
+    # fc2 = [[1, 0, 0], [0, 1, 1]]: step 2 gives [1, 0]; mean over 2 steps [0.5, 0] -> class 0
+    assert by_t[2]["top1"] == 100.0 and "top5" not in by_t[2]
 
 
 def test_spikes_of_amplitude_v_th_count_as_events_not_amplitudes() -> None:
