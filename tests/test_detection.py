@@ -121,6 +121,43 @@ def test_a_dense_map_holding_the_true_boxes_decodes_to_map_one() -> None:
     assert CocoScorer(truth).score(results) == pytest.approx({"map": 1.0, "map50": 1.0})
 
 
+class FixedMap(torch.nn.Module):
+    """A 'detector' whose dense map is given: one box per image at grid cell (1, 1)."""
+
+    def __init__(self, boxes: list[list[float]]) -> None:
+        super().__init__()
+        maps = torch.full((len(boxes), 6, 4, 4), -12.0)
+        center = torch.tensor([6.0, 6.0])  # grid point of cell (1, 1) at stride 4
+        for index, box in enumerate(torch.tensor(boxes)):
+            sides = torch.cat([center - box[:2], box[2:] - center]) / 4
+            maps[index, :4, 1, 1] = sides.log()
+            maps[index, 4:, 1, 1] = 12.0
+        self.register_buffer("maps", maps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maps[: x.shape[0]]
+
+
+def test_records_hold_map_in_percent_through_the_evaluation_path() -> None:
+    from torch.utils.data import DataLoader
+
+    from snnbench_suite.detection.evaluate import evaluate_detector
+
+    truth = [(3.0, 2.0, 8.0, 9.0)]  # x, y, w, h on a 16x16 image, around the point (6, 6)
+    clean = check_annotations({**ground_truth(truth), "images": [
+        {"id": 1, "width": 16, "height": 16, "file_name": "0.jpg"}]}, "fixture")
+    split = DetectionSamples(clean, [1], lambda index: torch.zeros(1, 16, 16), (16, 16))
+    loader = DataLoader(split, batch_size=4)
+    exact = [[3.0, 2.0, 11.0, 11.0]]
+    assert evaluate_detector(FixedMap(exact), loader, torch.device("cpu")) == pytest.approx(
+        {"map": 100.0, "map50": 100.0})
+    # 2.6 px to the right: IoU (8 - 2.6) * 9 / (2 * 72 - 5.4 * 9) = 0.5094, counted at 0.5 only.
+    shifted = [[5.6, 2.0, 13.6, 11.0]]
+    assert iou(truth[0], (5.6, 2.0, 8.0, 9.0)) == pytest.approx(48.6 / 95.4)
+    assert evaluate_detector(FixedMap(shifted), loader, torch.device("cpu")) == pytest.approx(
+        {"map": 10.0, "map50": 100.0})
+
+
 def test_bad_detections_are_named_before_pycocotools_sees_them() -> None:
     scorer = CocoScorer(ground_truth([(5.0, 5.0, 10.0, 10.0)]))
     with pytest.raises(ValueError, match="detection 1: image_id 9"):
@@ -316,10 +353,10 @@ def test_digits_det_runs_end_to_end_with_map_per_t(tmp_path) -> None:
                                      "digits_det.test_images": 16})
     assert record["cell"]["architecture"] == "det.vgg11"
     assert record["dataset"]["metric"] == "map50"
-    assert 0.0 <= record["ann"]["map50"] <= 1.0 and "top1" not in record["ann"]
+    assert 0.0 <= record["ann"]["map50"] <= 100.0 and "top1" not in record["ann"]
     assert [e["T"] for e in record["per_T"]] == [2, 4]
     for entry in record["per_T"]:
-        assert 0.0 <= entry["map"] <= entry["map50"] <= 1.0
+        assert 0.0 <= entry["map"] <= entry["map50"] <= 100.0  # percent, like top-1
         assert "firing_rate" in entry and "top1" not in entry
     frame = records_frame([record])
     assert list(frame["metric"].unique()) == ["map50"]
@@ -404,8 +441,8 @@ def test_coco_runs_end_to_end_like_digits_det(tmp_path) -> None:
         assert record["status"] == "ok" and record["cell"]["architecture"] == "det.vgg11"
         assert record["dataset"]["filtered"] == {"zero_area_boxes": 2}
         assert [e["T"] for e in record["per_T"]] == list(steps)
-        assert all(0.0 <= e["map"] <= e["map50"] <= 1.0 for e in record["per_T"])
-        assert 0.0 <= record["ann"]["map"] <= 1.0
+        assert all(0.0 <= e["map"] <= e["map50"] <= 100.0 for e in record["per_T"])
+        assert 0.0 <= record["ann"]["map"] <= 100.0
 
 
 def test_coco_bad_files_are_errors_naming_them(tmp_path) -> None:
