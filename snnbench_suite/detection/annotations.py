@@ -108,8 +108,9 @@ def _images(data: Mapping[str, Any], source: str) -> list[ImageEntry]:
             raise _fail(source, what, "appears twice (image ids must be unique)")
         seen.add(image_id)
         width, height = raw.get("width"), raw.get("height")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                   for v in (width, height)):
+        if (not isinstance(width, int) or not isinstance(height, int)
+                or isinstance(width, bool) or isinstance(height, bool)
+                or width <= 0 or height <= 0):
             raise _fail(source, what, f"has width {width!r} and height {height!r}; both "
                         "must be positive integers")
         file_name = raw.get("file_name")
