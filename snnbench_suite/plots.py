@@ -20,9 +20,11 @@ from typing import Any
 import pandas as pd
 
 from snnbench_suite.errors import UsageError
+from snnbench_suite.table_data import SCORE_NAMES
 
 KINDS = ("acc-vs-T", "acc-vs-energy")
 PLOT_FORMATS = ("png", "svg")
+LINE_STYLES = ("-", "--", ":", "-.")
 _RC = {"svg.hashsalt": "snnbench", "svg.fonttype": "path", "font.size": 9,
        "axes.grid": True, "grid.alpha": 0.3}
 
@@ -62,28 +64,29 @@ def _save(fig: Any, formats: Sequence[str]) -> dict[str, bytes]:
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    ok = frame[(frame["status"] == "ok") & frame["T"].notna() & frame["top1"].notna()]
+    ok = frame[(frame["status"] == "ok") & frame["T"].notna() & frame["score"].notna()]
     return ok.assign(T=ok["T"].astype(int))
 
 
 def accuracy_series(frame: pd.DataFrame) -> pd.DataFrame:
     """What acc-vs-T draws: per dataset, architecture, method and T, the mean and std of
-    top-1 over seeds and their number n (std is NaN for one seed: no band)."""
+    score (top-1, or mAP for detection, in percent) over seeds and their number n (std is
+    NaN for one seed: no band)."""
     ok = _ok(frame)
-    keys = ["dataset", "arch_label", "architecture", "method_label", "T"]
-    stats = ok.groupby(keys, sort=True)["top1"].agg(["mean", "std", "count"])
+    keys = ["dataset", "metric", "arch_label", "architecture", "method_label", "T"]
+    stats = ok.groupby(keys, sort=True)["score"].agg(["mean", "std", "count"])
     return stats.rename(columns={"count": "n"}).reset_index()
 
 
 def energy_series(frame: pd.DataFrame) -> pd.DataFrame:
     """What acc-vs-energy draws: per dataset, method, architecture and T, the mean energy
-    per sample (µJ) and mean top-1 over seeds; rows without an energy are left out."""
+    per sample (µJ) and mean score over seeds; rows without an energy are left out."""
     ok = _ok(frame)
     if "energy_pj" not in ok.columns:
         ok = ok.assign(energy_pj=float("nan"))
     ok = ok[ok["energy_pj"].notna()]
-    stats = ok.groupby(["dataset", "method_label", "arch_label", "T"], sort=True)[
-        ["energy_pj", "top1"]].mean().reset_index()
+    stats = ok.groupby(["dataset", "metric", "method_label", "arch_label", "T"], sort=True)[
+        ["energy_pj", "score"]].mean().reset_index()
     stats["energy_uj"] = stats.pop("energy_pj") * 1e-6
     return stats
 
@@ -93,14 +96,14 @@ def _ann_points(frame: pd.DataFrame) -> pd.DataFrame:
     if "ann_energy_pj" not in ok.columns:
         return ok.iloc[0:0]
     cells = ok.drop_duplicates("cell_id")
-    cells = cells[cells["ann_energy_pj"].notna() & cells["ann_top1"].notna()]
+    cells = cells[cells["ann_energy_pj"].notna() & cells["ann_score"].notna()]
     return cells.groupby(["dataset", "arch_label"], sort=True)[
-        ["ann_energy_pj", "ann_top1"]].mean().reset_index()
+        ["ann_energy_pj", "ann_score"]].mean().reset_index()
 
 
 def accuracy_vs_t(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMATS
                   ) -> list[Figure]:
-    """One figure per (dataset, architecture): mean top-1 against T for each method, with
+    """One figure per (dataset, architecture): mean score against T for each method, with
     mean ± std over seeds as a band (no band where only one seed ran)."""
     plt = _pyplot()
     figures = []
@@ -108,9 +111,12 @@ def accuracy_vs_t(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMATS
     for (dataset, arch), group in series.groupby(["dataset", "arch_label"], sort=True):
         with plt.rc_context(_RC):
             fig, ax = plt.subplots(figsize=(5.5, 3.6))
+            methods = sorted(group["method_label"].unique())
+            colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
             for method, stats in group.groupby("method_label", sort=True):
                 line = ax.plot(stats["T"], stats["mean"], marker="o", markersize=3,
-                               label=f"{method} (n={int(stats['n'].max())})")[0]
+                               label=f"{method} (n={int(stats['n'].max())})",
+                               color=colours(methods.index(method) % colours.N))[0]
                 if (stats["n"] > 1).any():
                     spread = stats["std"].fillna(0.0)
                     ax.fill_between(stats["T"], stats["mean"] - spread,
@@ -121,9 +127,9 @@ def accuracy_vs_t(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMATS
             ax.set_xticks(steps, [str(t) for t in steps])
             ax.minorticks_off()
             ax.set_xlabel("time steps T")
-            ax.set_ylabel("top-1 accuracy (%)")
+            ax.set_ylabel(SCORE_NAMES[str(group["metric"].iloc[0])])
             ax.set_title(f"{dataset} / {arch}: accuracy against T")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
             data = _save(fig, formats)
             plt.close(fig)
         figures.append(Figure(stem=f"{_safe(dataset)}/acc_vs_T_{_safe(arch)}",
@@ -135,7 +141,7 @@ def accuracy_vs_t(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMATS
 
 def accuracy_vs_energy(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMATS
                        ) -> list[Figure]:
-    """One figure per dataset: mean top-1 against mean energy per sample (µJ) for every
+    """One figure per dataset: mean score against mean energy per sample (µJ) for every
     method and architecture, one point per T joined in order of T; each ANN as a star."""
     plt = _pyplot()
     figures = []
@@ -144,24 +150,32 @@ def accuracy_vs_energy(frame: pd.DataFrame, formats: Sequence[str] = PLOT_FORMAT
     for dataset, group in series.groupby("dataset", sort=True):
         with plt.rc_context(_RC):
             fig, ax = plt.subplots(figsize=(5.5, 3.6))
+            # One colour per method, one line style per architecture: many methods stay
+            # apart without running out of colours.
+            methods = sorted(group["method_label"].unique())
+            archs = sorted(group["arch_label"].unique())
+            colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
             for (method, arch), stats in group.groupby(["method_label", "arch_label"],
                                                         sort=True):
-                line = ax.plot(stats["energy_uj"], stats["top1"], marker="o",
-                               markersize=3, label=f"{method} / {arch}")[0]
+                line = ax.plot(stats["energy_uj"], stats["score"], marker="o",
+                               markersize=3, label=f"{method} / {arch}",
+                               color=colours(methods.index(method) % colours.N),
+                               linestyle=LINE_STYLES[archs.index(arch) % len(LINE_STYLES)]
+                               )[0]
                 ax.annotate(f"T={stats['T'].iloc[-1]}",
-                            (stats["energy_uj"].iloc[-1], stats["top1"].iloc[-1]),
+                            (stats["energy_uj"].iloc[-1], stats["score"].iloc[-1]),
                             fontsize=6, color=line.get_color(), xytext=(3, 0),
                             textcoords="offset points")
             for _, ann in anns[anns["dataset"] == dataset].iterrows():
-                point = (ann["ann_energy_pj"] * 1e-6, ann["ann_top1"])
+                point = (ann["ann_energy_pj"] * 1e-6, ann["ann_score"])
                 ax.plot(*point, marker="*", markersize=9, linestyle="none", color="black")
                 ax.annotate(f"ANN {ann['arch_label']}", point, fontsize=6, xytext=(4, -8),
                             textcoords="offset points")
             ax.set_xscale("log")
             ax.set_xlabel("energy per sample (µJ, log scale)")
-            ax.set_ylabel("top-1 accuracy (%)")
+            ax.set_ylabel(SCORE_NAMES[str(group["metric"].iloc[0])])
             ax.set_title(f"{dataset}: accuracy against energy")
-            ax.legend(fontsize=6, loc="lower right")
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
             data = _save(fig, formats)
             plt.close(fig)
         figures.append(Figure(stem=f"{_safe(dataset)}/acc_vs_energy",

@@ -140,11 +140,45 @@ def tidy_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     missing = [c for c in extras.columns if c not in frame.columns or c in ("cell_id", "T")]
     frame = frame.merge(extras[missing], on=["cell_id", "T"], how="left", validate="m:1")
     frame["source"] = SOURCE_REPRODUCED
+    _add_scores(frame)
     variants = _variant_labels(records)
     frame["variant"] = frame["cell_id"].map(variants).fillna("")
     _add_labels(frame)
     return frame.sort_values(["dataset", "method_label", "arch_label", "seed", "T"],
                              na_position="first", kind="stable").reset_index(drop=True)
+
+
+# What a dataset is scored by (DatasetInfo.metric) and how tables name it. Detection
+# records hold COCO mAP as a fraction; tables show every score in percent.
+SCORE_NAMES = {"top1": "top-1 accuracy (%)", "map": "COCO mAP@[.5:.95] (%)",
+               "map50": "COCO mAP@.5 (%)"}
+PERCENT_FRACTIONS = {"map", "map50"}
+
+
+def _add_scores(frame: pd.DataFrame) -> None:
+    """`score` / `ann_score`: the dataset's own metric at each T, in percent; `metric`
+    names it (top1 where a record does not say)."""
+    if "metric" not in frame.columns:
+        frame["metric"] = "top1"
+    frame["metric"] = frame["metric"].where(frame["metric"].isin(list(SCORE_NAMES)), "top1")
+    scores, ann_scores = [], []
+    for _, row in frame.iterrows():
+        metric = row["metric"]
+        scale = 100.0 if metric in PERCENT_FRACTIONS else 1.0
+        scores.append(_finite(row.get(metric)) * scale)
+        ann_scores.append(_finite(row.get(f"ann_{metric}")) * scale)
+    frame["score"] = pd.Series(scores, index=frame.index, dtype=float)
+    frame["ann_score"] = pd.Series(ann_scores, index=frame.index, dtype=float)
+
+
+def score_note(frame: pd.DataFrame) -> str:
+    """'score: top-1 accuracy (%)', or per dataset when the datasets differ."""
+    pairs = sorted({(str(d), str(m)) for d, m in zip(frame["dataset"], frame["metric"],
+                                                       strict=True)})
+    names = sorted({SCORE_NAMES[m] for _, m in pairs})
+    if len(names) == 1:
+        return f"score: {names[0]}"
+    return "score: " + "; ".join(f"{SCORE_NAMES[m]} on {d}" for d, m in pairs)
 
 
 def _add_labels(frame: pd.DataFrame) -> None:
@@ -189,6 +223,8 @@ def reference_frame(reference: Reference, family_of: Callable[[str], str | None]
             "method": number.method, "method_label": number.method, "family": family,
             "architecture": number.architecture, "arch_label": number.architecture,
             "dataset": number.dataset, "T": number.T, "top1": number.top1,
+            "score": number.top1, "metric": "top1",
+            "ann_score": math.nan if number.ann_top1 is None else number.ann_top1,
             "top1_std": math.nan if number.std is None else number.std,
             "n": pd.NA if number.seeds is None else number.seeds,
             "ann_top1": math.nan if number.ann_top1 is None else number.ann_top1,
@@ -197,7 +233,8 @@ def reference_frame(reference: Reference, family_of: Callable[[str], str | None]
         })
     frame = pd.DataFrame(rows, columns=[
         "source", "status", "method", "method_label", "family", "architecture", "arch_label",
-        "dataset", "T", "top1", "top1_std", "n", "ann_top1", "paper", "paper_short", "where",
+        "dataset", "T", "top1", "score", "metric", "ann_score", "top1_std", "n", "ann_top1",
+        "paper", "paper_short", "where",
         "note", "paper_architecture"])
     frame["T"] = frame["T"].astype("Int64")
     return frame.sort_values(["dataset", "method", "architecture", "T", "paper"],

@@ -22,6 +22,7 @@ from snnbench_suite.table_data import (
     not_ok_lines,
     provenance_lines,
     reference_frame,
+    score_note,
     tidy_frame,
 )
 from snnbench_suite.table_formats import TableResult, best_cells, to_csv, to_latex, to_markdown
@@ -116,6 +117,8 @@ def build_result(plugins: Plugins, source: TableSource, layout: str,
     for key in display.attrs.get("papers", []):
         paper = source.reference.paper(key)
         notes.append(f"{paper.short}: {paper.citation}")
+    ours = source.frame[source.frame["dataset"].isin(selected)]
+    notes.append(score_note(ours))
     notes.extend(provenance_lines(records))
     return TableResult(layout=layout, description=spec.description, datasets=tuple(selected),
                        frame=display, best=best_cells(display), notes=tuple(notes))

@@ -21,15 +21,20 @@ def record(method: str, arch: str, seed: int, per_t: dict[int, float] | None = N
            dataset: str = "digits", status: str = "ok", error: str | None = None,
            ann: float = 97.5, sops: float | None = 1000.0, version: str = "1",
            method_params: dict[str, Any] | None = None, width: float = 0.25,
-           metrics: bool = True) -> dict[str, Any]:
-    """One record; `per_t` maps T to top-1. Costs scale with T so they are easy to check:
-    SOPs = sops * T, energy = 0.9 pJ per SOP + 4.6 pJ x 500 MACs (the first layer)."""
+           metrics: bool = True, metric: str = "top1") -> dict[str, Any]:
+    """One record; `per_t` maps T to top-1 (or, with metric="map", to mAP in percent,
+    stored as a fraction as detection records do). Costs scale with T so they are easy
+    to check: SOPs = sops * T, energy = 0.9 pJ per SOP + 4.6 pJ x 500 MACs (first layer)."""
     tag = zlib.crc32(json.dumps([method, version, method_params, width]).encode())
     cell_id = f"{method}-{arch}-{dataset}-s{seed}-{tag:08x}"
     entries = []
     for t, top1 in sorted((per_t or {}).items()):
-        entry: dict[str, Any] = {"T": t, "top1": top1, "firing_rate": 0.1 * t / (t + 1),
+        entry: dict[str, Any] = {"T": t, "firing_rate": 0.1 * t / (t + 1),
                                  "t_source": f"built and simulated at T = {t}"}
+        if metric == "map":
+            entry.update(map=top1 / 100, map50=min(1.0, top1 / 50))
+        else:
+            entry["top1"] = top1
         if metrics and sops is not None:
             entry.update(sops=sops * t, dense_macs=10_000.0, effective_macs=500.0,
                          effective_acs=sops * t, energy_pj=0.9 * sops * t + 4.6 * 500,
@@ -46,7 +51,9 @@ def record(method: str, arch: str, seed: int, per_t: dict[int, float] | None = N
         "error": None if error is None else {"type": "RuntimeError", "message": error},
         "method": {"name": method, "family": FAMILIES.get(method, "conversion"),
                    "version": version, "t_mode": "per_t", "traits": {}},
-        "ann": {"top1": ann} if status == "ok" else None,
+        "ann": ({"map": ann / 100} if metric == "map" else {"top1": ann})
+        if status == "ok" else None,
+        "dataset": {"name": dataset, "metric": metric},
         "per_T": entries if status == "ok" else [],
         "provenance": {"device": "cpu", "device_name": "x86_64", "torch": "2.4.0",
                        "snnbench_version": "0.1.0",

@@ -38,7 +38,7 @@ def test_energy_series_in_microjoules(tmp_path) -> None:
                  & (series["T"] == 4)].iloc[0]
     # sops 2000 per step: 0.9 * 8000 + 4.6 * 500 = 9500 pJ = 0.0095 µJ; top-1 (70+74)/2.
     assert row["energy_uj"] == pytest.approx(0.0095)
-    assert row["top1"] == pytest.approx(72.0)
+    assert row["score"] == pytest.approx(72.0)
 
 
 def test_figures_per_dataset_and_architecture_are_repeatable(tmp_path) -> None:

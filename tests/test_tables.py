@@ -84,14 +84,14 @@ def test_comparison_shows_reported_rows_beside_reproduced(results, capsys) -> No
                           "--reference", str(REFERENCE)))
     ours = [r for r in rows if r["source"].startswith("reproduced")]
     theirs = [r for r in rows if r["source"].startswith("reported")]
-    assert {(r["method"], r["T"], r["top-1 (%)"]) for r in ours if r["method"] == "calib"} \
+    assert {(r["method"], r["T"], r["accuracy (%)"]) for r in ours if r["method"] == "calib"} \
         == {("calib", "1", "60.00 (n=1)"), ("calib", "4", "90.00 (n=1)")}
     assert all(r["type"] == "ANN2SNN" for r in ours)
     assert ours[0]["dataset"] == "digits"
     # digits has no published numbers, so the calib papers' own rows are shown.
     readme = [r for r in theirs if r["dataset"] == "cifar10" and r["T"] == "32"
               and r["architecture"] == "vgg16 (VGG16 (BN))"]
-    assert [r["top-1 (%)"] for r in readme] == ["93.65 ± 0.25 (n=5)"]
+    assert [r["accuracy (%)"] for r in readme] == ["93.65 ± 0.25 (n=5)"]
     assert readme[0]["type"] == "ANN2SNN"
     assert "Li et al. 2021" in readme[0]["source"]
     assert {r["method"] for r in theirs} == {"calib"}  # naive has no published rows
@@ -110,7 +110,7 @@ def test_comparison_types_follow_the_method_family(tmp_path, capsys) -> None:
     # On cifar10_dvs the published rows are those of that dataset only (TET and its sdt).
     assert types["tet", "reported"] == "SNN training"
     reported = [r for r in rows if r["source"].startswith("reported")]
-    assert {(r["method"], r["top-1 (%)"]) for r in reported} == {
+    assert {(r["method"], r["accuracy (%)"]) for r in reported} == {
         ("tet", "83.17 ± 0.15"), ("sdt", "77.40")}
 
 
@@ -175,7 +175,7 @@ def test_efficiency_costs_per_sample(results, capsys) -> None:
     assert row["energy (µJ)"] == "0.005900"
     assert row["ANN energy (µJ)"] == "0.04600"
     assert row["energy / ANN"] == "0.128"
-    assert row["top-1 (%)"] == "82.00 ± 2.00 (n=3)"
+    assert row["accuracy (%)"] == "82.00 ± 2.00 (n=3)"
     failed = [r for r in rows if r["architecture"] == "resnet20" and r["T"] == "—"]
     assert failed == []  # resnet20 has ok seeds: its failure is not a cost row
 
@@ -184,7 +184,7 @@ def test_curve_and_records_layouts(results, capsys) -> None:
     rows = as_dicts(table(capsys, "--results", str(results), "--layout", "curve"))
     row = next(r for r in rows if r["method"] == "naive" and r["architecture"] == "resnet20"
                and r["T"] == "1")
-    assert (row["top-1 (%)"], row["std"], row["n"]) == ("42.00", "2.83", "2")
+    assert (row["score (%)"], row["std"], row["n"]) == ("42.00", "2.83", "2")
     text = table(capsys, "--results", str(results), "--layout", "records", "--format", "csv")
     records = list(csv.DictReader(io.StringIO(text)))
     assert len(records) == 3 * 2 + 2 * 2 + 1 + 2 + 2  # ok (cell, T) rows + 1 failed row
@@ -195,6 +195,25 @@ def test_curve_and_records_layouts(results, capsys) -> None:
               if r["status"] == "ok"}
     assert energy["naive", "0", "4"] == pytest.approx(5900.0)
     assert {r["metrics_version"] for r in records if r["status"] == "ok"} == {"1"}
+
+
+def test_detection_datasets_show_map_in_percent(tmp_path, capsys) -> None:
+    folder = write_records(tmp_path / "r", [
+        record("naive", "det.vgg11", 0, {1: 12.5, 4: 35.0}, dataset="digits_det",
+               ann=40.0, metric="map"),
+        record("naive", "det.vgg11", 1, {1: 13.5, 4: 37.0}, dataset="digits_det",
+               ann=42.0, metric="map"),
+    ])
+    text = table(capsys, "--results", str(folder), "--no-reference")
+    [row] = as_dicts(text)
+    # mAP is stored as a fraction (0.125 ...) and shown in percent.
+    assert (row["ANN"], row["T=1"], row["T=4"]) == (
+        "41.00 ± 1.41 (n=2)", "13.00 ± 0.71 (n=2)", "36.00 ± 1.41 (n=2)")
+    assert "- score: COCO mAP@[.5:.95] (%)" in text
+    both = write_records(tmp_path / "r", [record("naive", "vgg11", 0, {1: 50.0})])
+    text = table(capsys, "--results", str(both), "--no-reference")
+    assert "- score: top-1 accuracy (%) on digits; COCO mAP@[.5:.95] (%) on digits_det" \
+        in text
 
 
 def test_versions_and_variants_are_separate_rows(tmp_path, capsys) -> None:

@@ -1,9 +1,10 @@
 """Helpers shared by the built-in layouts: cells that never pass a failure off as a number.
 
 The frame a layout receives is the tidy records frame (one row per cell and T; a failed or
-skipped cell has one row with T empty). Layouts registered with `reference=True` also get
-the published numbers as rows with `source == "reported"`. `frame.attrs["datasets"]`
-names the datasets the table was asked for.
+skipped cell has one row with T empty). `score` / `ann_score` are each dataset's own
+metric in percent (top-1, or COCO mAP for detection), named in the table's footer.
+Layouts registered with `reference=True` also get the published numbers as rows with
+`source == "reported"`. `frame.attrs["datasets"]` names the datasets asked for.
 
 The frame a layout returns may carry hidden columns (names starting with "_", not shown):
 `_kind` ("reproduced" or "reported"), `_dataset` and `_architecture` (the HTML page's
@@ -78,7 +79,7 @@ def status_text(group: pd.DataFrame) -> str:
     return NOT_RUN
 
 
-def accuracy_text(group: pd.DataFrame, T: int | None, column: str = "top1") -> str:
+def accuracy_text(group: pd.DataFrame, T: int | None, column: str = "score") -> str:
     """mean ± std (n) over the ok seeds at T; when no cell of the group gave a number at
     all, what happened to them (failed / skipped: reason)."""
     ok = group[group["status"] == "ok"]
@@ -95,7 +96,7 @@ def accuracy_text(group: pd.DataFrame, T: int | None, column: str = "top1") -> s
 
 def reported_text(row: pd.Series) -> str:
     """A published number as the paper gives it: '93.30 ± 0.08 (n=5)', '95.06'."""
-    text = f"{float(row['top1']):.2f}"
+    text = f"{float(row['score']):.2f}"
     std = row.get("top1_std")
     if std is not None and not pd.isna(std):
         text += f" ± {float(std):.2f}"
@@ -122,7 +123,7 @@ def t_columns(steps: Sequence[int]) -> list[str]:
 
 def ann_text(group: pd.DataFrame) -> str:
     per_cell = group[group["status"] == "ok"].drop_duplicates("cell_id")
-    return mean_std_cell(per_cell["ann_top1"])
+    return mean_std_cell(per_cell["ann_score"])
 
 
 def significant(value: float, digits: int = 4) -> str:

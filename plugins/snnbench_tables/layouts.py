@@ -22,9 +22,11 @@ RECORD_COLUMNS = ["method", "architecture", "dataset", "seed", "T", "top1", "top
                   "ann_top1", "firing_rate", "status", "method_version", "t_source",
                   "cell_id", "error"]
 # Shown when present (the cost metrics and the environment each record was made in).
-OPTIONAL_RECORD_COLUMNS = ["sops", "dense_macs", "effective_macs", "effective_acs",
-                           "energy_pj", "eval_seconds", "params", "ann_macs", "ann_energy_pj",
-                           "metrics_version", "width", "variant", "device", "torch"]
+OPTIONAL_RECORD_COLUMNS = ["metric", "map", "map50", "ann_map", "ann_map50", "sops",
+                           "dense_macs", "effective_macs", "effective_acs", "energy_pj",
+                           "build_seconds", "eval_seconds", "params", "ann_macs",
+                           "ann_energy_pj", "metrics_version", "energy_table", "width",
+                           "variant", "device", "torch"]
 KIND_ORDER = {"reproduced": 0, "reported": 1}
 
 
@@ -57,7 +59,7 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     keys = ["dataset", "method", "architecture", "paper_short", "where"]
     for (dataset, method, arch, paper, where), group in theirs.groupby(keys, sort=True):
-        ann = group["ann_top1"].dropna()
+        ann = group["ann_score"].dropna()
         row = {"dataset": dataset, "method": method, "architecture": arch,
                "ANN": f"{ann.iloc[0]:.2f}" if not ann.empty else "not reported"}
         for t in steps:
@@ -88,26 +90,26 @@ def curve(frame: pd.DataFrame) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         steps = steps_of(ok)
         if not steps:
-            rows.append({**base, "T": NOT_RUN, "top-1 (%)": accuracy_text(group, None),
+            rows.append({**base, "T": NOT_RUN, "score (%)": accuracy_text(group, None),
                          "std": NOT_RUN, "n": 0, "how T was obtained": NOT_RUN})
         for t in steps:
-            values = ok.loc[ok["T"] == t, "top1"].dropna()
+            values = ok.loc[ok["T"] == t, "score"].dropna()
             sources = sorted({str(s) for s in ok.loc[ok["T"] == t, "t_source"].dropna()})
             rows.append({
                 **base, "T": t,
-                "top-1 (%)": f"{values.mean():.2f}" if len(values) else "not recorded",
+                "score (%)": f"{values.mean():.2f}" if len(values) else "not recorded",
                 "std": f"{values.std(ddof=1):.2f}" if len(values) > 1 else NOT_RUN,
                 "n": len(values), "how T was obtained": "; ".join(sources) or NOT_RUN,
             })
-    columns = ["dataset", "method", "architecture", "T", "top-1 (%)", "std", "n",
+    columns = ["dataset", "method", "architecture", "T", "score (%)", "std", "n",
                "how T was obtained"]
-    return finish(rows, columns, best={"top-1 (%)": "max"},
+    return finish(rows, columns, best={"score (%)": "max"},
                   best_by=["dataset", "architecture", "T"], empty_reason="no records")
 
 
 LEADERBOARD = TableSpec(name="leaderboard", build=leaderboard, reference=True,
-                        description="method x architecture per dataset; top-1 at each T")
+                        description="method x architecture per dataset; score at each T")
 CURVE = TableSpec(name="curve", build=curve,
-                  description="top-1 at every T: mean, std and n over seeds")
+                  description="score at every T: mean, std and n over seeds")
 RECORDS = TableSpec(name="records", build=records,
                     description="one tidy row per (cell, T), for further analysis")

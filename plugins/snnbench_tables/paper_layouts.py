@@ -22,7 +22,7 @@ from snnbench_tables.common import (
     t_columns,
 )
 
-ACCURACY = "top-1 (%)"
+ACCURACY = "accuracy (%)"
 
 
 def _source(paper: str, where: str, note: object) -> str:
@@ -115,7 +115,7 @@ def calibration(frame: pd.DataFrame) -> pd.DataFrame:
     for (dataset, arch, t, paper, where), group in theirs.groupby(keys, sort=True):
         first = group.iloc[0]
         name = f"{arch} ({first['paper_architecture']})" if first["paper_architecture"] else arch
-        ann = group["ann_top1"].dropna()
+        ann = group["ann_score"].dropna()
         row = {"dataset": dataset, "architecture": name, "T": int(t),
                "ANN": f"{ann.iloc[0]:.2f}" if not ann.empty else "not reported",
                "source": _source(paper, where, first["note"]), "_kind": "reported",
@@ -191,7 +191,7 @@ def efficiency(frame: pd.DataFrame) -> pd.DataFrame:
                      if len(energy) and len(ann_energy) and ann_energy.mean() > 0
                      else "not recorded")
             rows.append({
-                **base, "T": t, ACCURACY: mean_std_cell(at["top1"]),
+                **base, "T": t, ACCURACY: mean_std_cell(at["score"]),
                 "firing rate (%)": _mean(at["firing_rate"], 100.0),
                 "SOPs (M)": _mean(at["sops"], 1e-6),
                 "eff. MACs (M)": _mean(at["effective_macs"], 1e-6),
