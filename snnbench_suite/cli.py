@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -54,7 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder holding on-disk datasets (SNNBENCH_DATA)")
     run.add_argument("--results", default=None, help="records folder (SNNBENCH_RESULTS)")
     run.add_argument("--cache", default=None, help="cache folder (SNNBENCH_CACHE)")
-    run.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    run.add_argument("--device", default="auto",
+                     help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                     help="autocast precision of training and evaluation; conversion and "
+                     "calibration stay fp32 (default: fp32)")
+    run.add_argument("--gpus-per-cell", type=int, default=1, metavar="N",
+                     help="train each cell in N torch.distributed processes: one per GPU, or "
+                     "N gloo processes with --device cpu (default: 1)")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="DataLoader workers per process (default: 0 for in-memory datasets, "
+                     "up to 8 for on-disk ones)")
+    run.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=None,
+                     help="pin host memory of loaded batches (default: on with CUDA)")
+    run.add_argument("--eval-batch", type=int, default=256, metavar="N",
+                     help="evaluation batch; halved after an out-of-memory error (default: 256)")
+    run.add_argument("--eval-batch-floor", type=int, default=1, metavar="N",
+                     help="smallest evaluation batch the halving may reach (default: 1)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     runcommands.add_run_arguments(run)
 
@@ -77,8 +93,6 @@ def _load(args: argparse.Namespace) -> Plugins:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import torch
-
     from snnbench_suite.execute import RunSettings
     from snnbench_suite.matrix import (
         DEFAULT_ARCHITECTURE,
@@ -97,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     matrix = runcommands.matrix_from_args(args)
     steps, notes = (matrix.steps, []) if matrix else parse_steps(args.steps)
+    device, hardware = _hardware_settings(args)  # before any plugin or data is touched
     plugins = _load(args)
     overrides = Overrides.parse(args.overrides)
     executor = runcommands.executor_from_args(plugins, args, matrix, overrides)
@@ -113,23 +128,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides,
         epochs=args.epochs if args.epochs is not None or not matrix else matrix.epochs,
     )
+    if args.gpus_per_cell > 1:
+        from snnbench_suite.launch import check_batches_split
+
+        check_batches_split(plugins, plan.cells, args.gpus_per_cell)
     results_dir = Path(args.results or _default_results())
     cache_dir = Path(args.cache or _default_cache())
     data_root = Path(args.data_root) if args.data_root else None
     check_datasets(plugins, plan, data_root=data_root, cache_dir=cache_dir)
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        raise UsageError(f"--device {args.device!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: this machine has no CUDA device; use --device cpu")
     check_writable_folder(results_dir, "results folder")
     check_writable_folder(cache_dir, "cache folder")
     err = Console(stderr=True)
     for note in notes:
         err.print(f"note: {note}")
     settings = RunSettings(results_dir=results_dir, cache_dir=cache_dir,
-                           data_root=data_root, device=device)
+                           data_root=data_root, device=device, **hardware)
     reporter = (Reporter() if args.quiet else RichReporter(err) if err.is_terminal
                 else LineReporter(err))
     summary = run_plan(plan, plugins, settings, reporter, executor,
@@ -143,6 +156,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{len(summary.failed)} failed, {len(summary.skipped)} skipped; records in {results_dir}"
     )
     return summary.exit_code
+
+
+def _hardware_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The device and the RunSettings fields of --precision, --gpus-per-cell, --workers,
+    --pin-memory and --eval-batch, checked against this machine (UsageError, exit 2)."""
+    from snnbench_suite.devices import check_gpus_per_cell, resolve_device
+    from snnbench_suite.loading import LoaderOptions
+    from snnbench_suite.precision import check_precision, parse_precision
+
+    device = resolve_device(args.device)
+    precision = parse_precision(args.precision)
+    check_precision(precision, device)
+    check_gpus_per_cell(args.gpus_per_cell, device)
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if args.eval_batch_floor < 1 or args.eval_batch < args.eval_batch_floor:
+        raise UsageError(f"--eval-batch ({args.eval_batch}) must be >= --eval-batch-floor "
+                         f"({args.eval_batch_floor}) >= 1")
+    return device, {
+        "precision": precision,
+        "gpus_per_cell": args.gpus_per_cell,
+        "loading": LoaderOptions(workers=args.workers, pin_memory=args.pin_memory),
+        "eval_batch_size": args.eval_batch,
+        "eval_batch_floor": args.eval_batch_floor,
+    }
 
 
 def _parameter_count(spec: object) -> str:

@@ -19,13 +19,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from snnbench_suite import distributed
 from snnbench_suite.artifacts import AnnCache, artifact_key, code_version
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.detection.evaluate import evaluate_detector, simulate_detector
 from snnbench_suite.detection.loss import detection_loss
+from snnbench_suite.devices import device_info, with_batch_backoff
 from snnbench_suite.errors import UsageError
 from snnbench_suite.evaluation import SnnEvaluation, evaluate_ann, metrics_record, simulate
+from snnbench_suite.loading import (
+    LoaderOptions,
+    LoaderSettings,
+    evaluation_loader,
+    resolve_loader_settings,
+    training_loader,
+)
 from snnbench_suite.plugins import Plugins
+from snnbench_suite.precision import autocast, precision_record
 from snnbench_suite.progress import Reporter
 from snnbench_suite.provenance import package_version
 from snnbench_suite.specs import (
@@ -47,10 +57,19 @@ SNNBENCH_VERSION = package_version("snnbench-suite") or "unknown"
 
 @dataclass(frozen=True)
 class RunSettings:
+    """How cells run. `gpus_per_cell` > 1 runs each cell in that many torch.distributed
+    processes (GPUs, or gloo processes on CPU); evaluation halves its batch after an
+    out-of-memory error down to `eval_batch_floor`."""
+
     results_dir: Path
     cache_dir: Path
     data_root: Path | None
     device: torch.device
+    precision: str = "fp32"
+    loading: LoaderOptions = LoaderOptions()
+    gpus_per_cell: int = 1
+    eval_batch_size: int = EVAL_BATCH_SIZE
+    eval_batch_floor: int = 1
 
 
 def seed_everything(seed: int) -> None:
@@ -99,6 +118,7 @@ class CellRunner:
         self._datasets: dict[str, DatasetSplits] = {}
         self._anns: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
         self.ann_cache = AnnCache(settings.cache_dir)
+        self._eval_batches: list[int] = []  # evaluation batches that worked, this cell
 
     # --- data ---------------------------------------------------------------------
 
@@ -113,7 +133,18 @@ class CellRunner:
             ))
         return self._datasets[key]
 
-    def loader_factory(self, data: DatasetSplits, seed: int) -> Callable[..., DataLoader]:
+    def loader_settings(self, cell: Cell) -> LoaderSettings:
+        spec = self.plugins.datasets.get(cell.dataset)
+        return resolve_loader_settings(
+            self.settings.loading, embedded=spec.embedded,
+            declared=getattr(spec, "loader_workers", None), device=self.settings.device,
+            processes=distributed.world_size())
+
+    def loader_factory(self, data: DatasetSplits, seed: int,
+                       settings: LoaderSettings | None = None) -> Callable[..., DataLoader]:
+        """`loader(split, batch_size, shuffle)`. The shuffled (training) loader of a rank
+        holds its share of each global batch of `batch_size` (see `loading`)."""
+        options = settings or LoaderSettings(workers=0, pin_memory=False, source="default")
         splits: dict[str, Dataset] = {
             "train": data.train,
             "train_eval": data.train_eval,
@@ -126,9 +157,11 @@ class CellRunner:
         ) -> DataLoader:
             if split not in splits:
                 raise ValueError(f"unknown split {split!r}; use one of {', '.join(splits)}")
-            generator = torch.Generator().manual_seed(seed)
-            return DataLoader(splits[split], batch_size=batch_size, shuffle=shuffle,
-                              generator=generator, num_workers=0)
+            if shuffle:
+                return training_loader(splits[split], batch_size=batch_size, seed=seed,
+                                       settings=options, rank=distributed.rank(),
+                                       world_size=distributed.world_size())
+            return evaluation_loader(splits[split], batch_size=batch_size, settings=options)
 
         return loader
 
@@ -159,16 +192,24 @@ class CellRunner:
         arch_spec = self.plugins.architectures.get(cell.architecture)
         key = artifact_key([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
                             recipe.name, recipe.version, recipe.batch_norm, config,
-                            cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build)])
+                            cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build)]
+                           # fp32 keeps the keys ANNs were cached under before --precision
+                           + ([self.settings.precision] if self.settings.precision != "fp32"
+                              else []))
         seed_everything(cell.seed)  # the initial weights must not depend on earlier cells
         model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
         if key in self._anns:
             state, info = self._anns[key]
             model.load_state_dict(state)
             return model.eval(), {**info, "source": "reused in this run"}
-        # Held while training, so concurrent workers and runs train each ANN once.
-        with self.ann_cache.lock(key):
-            cached = self.ann_cache.load(key, model)
+        # Held while training, so concurrent workers and runs train each ANN once. The
+        # ranks of one cell follow rank 0: it holds the lock and says whether to load.
+        with distributed.main_holds(self.ann_cache.lock(key)):
+            if distributed.is_main():
+                cached = self.ann_cache.load(key, model)
+                distributed.from_main(cached is not None)
+            else:
+                cached = self.ann_cache.load(key, model) if distributed.from_main(None) else None
             if cached is not None:
                 self._anns[key] = (copy.deepcopy(model.state_dict()), cached)
                 return model.eval(), {**cached, "source": f"cache {key}"}
@@ -178,17 +219,21 @@ class CellRunner:
             summary = train_model(
                 model, loader("train", batch_size=config.batch_size, shuffle=True), config,
                 device=self.settings.device, label=f"ANN {cell.architecture} ({recipe.name})",
-                on_epoch=self.reporter.epoch,
+                on_epoch=self.reporter.epoch, precision=self.settings.precision,
                 **({"loss_fn": detection_loss} if detecting else {}),
             )
             score_ann = evaluate_detector if detecting else evaluate_ann
-            metrics = score_ann(model, loader("test"), self.settings.device)
+            metrics, used = self._with_backoff(
+                lambda batch: score_ann(model, loader("test", batch_size=batch),
+                                        self.settings.device))
+            metrics = {**metrics, "eval_batch_size": used}
             info = {"recipe": recipe.name, "recipe_version": recipe.version,
                     "training": {**summary.as_dict(), "config": config.__dict__}, **metrics}
             self._anns[key] = (copy.deepcopy(model.state_dict()), info)
-            self.ann_cache.store(key, model, info, about={
-                "architecture": cell.architecture, "width": cell.width,
-                "dataset": cell.dataset, "seed": cell.seed, "recipe": recipe.name})
+            if distributed.is_main():  # one writer per artifact
+                self.ann_cache.store(key, model, info, about={
+                    "architecture": cell.architecture, "width": cell.width,
+                    "dataset": cell.dataset, "seed": cell.seed, "recipe": recipe.name})
         return model.eval(), {**info, "source": f"trained, cached as {key}"}
 
     def forget_anns(self) -> None:
@@ -203,7 +248,7 @@ class CellRunner:
         method: MethodSpec = self.plugins.methods.get(cell.method)
         data = self.dataset(cell)
         build = self.architecture_builder(cell, data)
-        loader = self.loader_factory(data, cell.seed)
+        loader = self.loader_factory(data, cell.seed, self.loader_settings(cell))
         timings: dict[str, float] = {}
         ann_model, ann_info = None, None
         recipe = resolve_recipe(method, cell.method_params)
@@ -221,7 +266,8 @@ class CellRunner:
             kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
             summary = train_model(
                 model, loader("train", batch_size=chosen.batch_size, shuffle=True), chosen,
-                device=device, label=label, on_epoch=on_epoch, **kwargs,
+                device=device, label=label, on_epoch=on_epoch,
+                precision=self.settings.precision, **kwargs,
             )
             return summary.as_dict()
 
@@ -239,6 +285,12 @@ class CellRunner:
 
     def run(self, cell: Cell, steps: Sequence[int]) -> dict[str, Any]:
         check_steps_fit(self.dataset(cell).info, steps)
+        if self.settings.gpus_per_cell > 1 and not distributed.is_active():
+            from snnbench_suite.launch import run_cell_in_processes
+
+            return run_cell_in_processes(cell, steps, self.settings, self.reporter,
+                                         world_size=self.settings.gpus_per_cell)
+        self._eval_batches = []
         setup = self.prepare(cell)
         method, data, loader, timings = setup.method, setup.data, setup.loader, setup.timings
         context = setup.context
@@ -286,8 +338,39 @@ class CellRunner:
             "per_T": [{"T": t, **per_t[t]} for t in sorted(per_t)],
             "builds": builds,
             "timings": timings,
+            "execution": self.execution_info(cell),
             "metrics": metrics_record(evaluations),
         }
+
+    def execution_info(self, cell: Cell) -> dict[str, Any]:
+        """Where and how the cell ran: device, precision per part, processes, loaders and
+        the evaluation batch finally used (after any out-of-memory halving)."""
+        return {
+            **device_info(self.settings.device),
+            "precision": precision_record(self.settings.precision),
+            "distributed": distributed.describe(self.settings.device),
+            "data_loading": self.loader_settings(cell).as_dict(),
+            "eval_batch_size": {"requested": self.settings.eval_batch_size,
+                                "used": min(self._eval_batches, default=None),
+                                "floor": self.settings.eval_batch_floor},
+        }
+
+    def _with_backoff(self, evaluate: Callable[[int], Any]) -> tuple[Any, int]:
+        """`evaluate(batch_size)` under the evaluation precision, halving the batch after
+        an out-of-memory error down to the floor; remembers the batch that worked."""
+        def attempt(batch: int) -> Any:
+            with autocast(self.settings.device, self.settings.precision):
+                return evaluate(batch)
+
+        def retry(old: int, new: int) -> None:
+            self.reporter.message(f"out of memory at evaluation batch {old}; retrying "
+                                  f"with {new}")
+
+        result, used = with_batch_backoff(
+            attempt, self.settings.eval_batch_size, floor=self.settings.eval_batch_floor,
+            device=self.settings.device, on_retry=retry)
+        self._eval_batches.append(used)
+        return result, used
 
     def _evaluator(self, data: DatasetSplits, loader: Callable[..., DataLoader]
                    ) -> Callable[[nn.Module, Sequence[int]], SnnEvaluation]:
@@ -295,6 +378,8 @@ class CellRunner:
         run = simulate_detector if data.info.task == "detection" else simulate
 
         def evaluate(network: nn.Module, steps: Sequence[int]) -> SnnEvaluation:
-            return run(network, loader("test"), steps,
-                       modality=data.info.modality, device=self.settings.device)
+            evaluation, _ = self._with_backoff(lambda batch: run(
+                network, loader("test", batch_size=batch), steps,
+                modality=data.info.modality, device=self.settings.device))
+            return evaluation
         return evaluate
