@@ -137,7 +137,7 @@ class CellRunner:
         spec = self.plugins.datasets.get(cell.dataset)
         return resolve_loader_settings(
             self.settings.loading, embedded=spec.embedded,
-            declared=getattr(spec, "loader_workers", None), device=self.settings.device,
+            declared=spec.loader_workers, device=self.settings.device,
             processes=distributed.world_size())
 
     def loader_factory(self, data: DatasetSplits, seed: int,

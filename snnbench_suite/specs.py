@@ -113,6 +113,9 @@ class DatasetSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     embedded: bool = False
     check: Callable[[DatasetRequest], None] | None = None
+    # DataLoader workers per training process when --workers is not given; None: 0 for
+    # embedded (in-memory) data, up to 8 for on-disk data (see snnbench_suite.loading).
+    loader_workers: int | None = None
     metric: str = "top1"  # the per-T key tables show (see DatasetInfo.metric)
 
 
