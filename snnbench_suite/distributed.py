@@ -162,3 +162,13 @@ def main_holds(lock: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def training_variant(batch_norm: bool, device: torch.device) -> list[str]:
+    """What an artifact key must add for training that differs from one process: only
+    BN on CPU ranks (normalised per rank, as SyncBatchNorm needs GPUs). Empty otherwise,
+    so `--gpus-per-cell N` shares the cache with one process."""
+    ranks = world_size()
+    if ranks > 1 and batch_norm and device.type != "cuda":
+        return [f"per-rank batch norm over {ranks} ranks"]
+    return []

@@ -195,7 +195,9 @@ class CellRunner:
                             cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build)]
                            # fp32 keeps the keys ANNs were cached under before --precision
                            + ([self.settings.precision] if self.settings.precision != "fp32"
-                              else []))
+                              else [])
+                           + distributed.training_variant(recipe.batch_norm,
+                                                          self.settings.device))
         seed_everything(cell.seed)  # the initial weights must not depend on earlier cells
         model = build(activation=recipe.activation, batch_norm=recipe.batch_norm)
         if key in self._anns:

@@ -164,3 +164,14 @@ def test_free_port_is_on_the_loopback_and_bindable() -> None:
     port = free_port()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))
+
+
+def test_only_per_rank_batch_norm_changes_the_ann_cache_key(monkeypatch) -> None:
+    from snnbench_suite import distributed
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert distributed.training_variant(True, cpu) == []  # one process
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    assert distributed.training_variant(True, cpu) == ["per-rank batch norm over 2 ranks"]
+    assert distributed.training_variant(False, cpu) == []
+    assert distributed.training_variant(True, cuda) == []  # SyncBatchNorm
