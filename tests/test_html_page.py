@@ -12,6 +12,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import struct
@@ -244,3 +245,38 @@ def test_page_sorts_filters_and_renders_in_chromium(page_file: Path, browser: Pa
     width, height = struct.unpack(">II", shot[16:24])
     assert (width, height) == (1400, 1000)
     assert path.stat().st_size > 10_000
+
+
+def test_page_escapes_every_string_and_needs_no_network(tmp_path: Path) -> None:
+    """Markup in a record (method, architecture, error) and in a reference file (citation,
+    where) is shown as text; the page loads nothing from anywhere."""
+    from table_records import record
+
+    results = write_records(tmp_path / "results", [
+        record("naive", "vgg11", 0, {1: 50.0, 4: 80.0}),
+        record("<b>bold</b>", '"><img src=x onerror=alert(2)>', 0, {1: 10.0}),
+        record("sdt", "vgg11", 0, status="failed", error="<script>alert(3)</script>"),
+    ])
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (reference / "evil2020.yaml").write_text(
+        "paper: evil2020\nshort: \"<i>Evil</i> 2020\"\n"
+        "citation: \"</style><script>alert(4)</script>\"\n"
+        "numbers:\n  - {method: naive, dataset: digits, architecture: vgg11, T: 4, top1: 90,\n"
+        "     where: \"<a href='http://x'>Table 1</a>\", family: conversion}\n")
+    out = tmp_path / "page.html"
+    assert main(["table", "--results", str(results), "--reference", str(reference),
+                 "--format", "html", "--output", str(out)]) == 0
+    page = out.read_text()
+    for raw in ("<b>bold</b>", "<img src=x", "<script>alert(3)", "<i>Evil</i>",
+                "</style><script>", "<a href="):
+        assert raw not in page
+    for escaped in ("&lt;b&gt;bold&lt;/b&gt;", "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;",
+                    "&lt;script&gt;alert(3)&lt;/script&gt;", "&lt;i&gt;Evil&lt;/i&gt; 2020",
+                    "&lt;/style&gt;&lt;script&gt;alert(4)&lt;/script&gt;"):
+        assert escaped in page
+    assert page.count("<script>") == 1 and page.count("<style>") == 1
+    # Self-contained: every src is a data URI and nothing links out.
+    assert 'src="data:image/svg+xml;base64,' in page
+    assert re.findall(r'\bsrc="(?!data:)', page) == []
+    assert re.findall(r"<(?:a|link|iframe|object|embed)\b|@import|\burl\(", page) == []

@@ -94,10 +94,13 @@ def calibration(frame: pd.DataFrame) -> pd.DataFrame:
     theirs, notes = reported_for(frame, fallback_methods=list(CALIBRATION_LEVELS))
     theirs = theirs[theirs["method"].isin(list(CALIBRATION_LEVELS))]
     levels = list(CALIBRATION_LEVELS.values())
+    columns = ["dataset", "architecture", "T", "ANN", *levels, "source"]
+    if ours.empty:
+        return finish([], columns,
+                      empty_reason="needs records of calib.none, calib.light or calib")
+    ours["setting"] = [_suffix(label, method).strip() for label, method
+                       in zip(ours["method_label"], ours["method"], strict=True)]
     rows = []
-    if not ours.empty:
-        ours["setting"] = [_suffix(label, method).strip() for label, method
-                           in zip(ours["method_label"], ours["method"], strict=True)]
     for (dataset, arch, setting), group in ours.groupby(
             ["dataset", "arch_label", "setting"], sort=True):
         label = f"{arch} {setting}".strip()
@@ -126,11 +129,8 @@ def calibration(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     rows.sort(key=lambda r: (r["dataset"], r["_architecture"], _t_key(r["T"]),
                              r["_kind"] != "reported", r["architecture"], r["source"]))
-    columns = ["dataset", "architecture", "T", "ANN", *levels, "source"]
-    empty = ours.empty
-    return finish([] if empty else rows, columns, best_rowwise=levels, notes=notes,
-                  papers=sorted(set(theirs["paper"])),
-                  empty_reason="needs records of calib.none, calib.light or calib")
+    return finish(rows, columns, best_rowwise=levels, notes=notes,
+                  papers=sorted(set(theirs["paper"])))
 
 
 ABLATION_ROWS = (("sdt", "baseline", False, False), ("laf_repact.laf", "+L_AF", True, False),
