@@ -278,6 +278,11 @@ def provenance_lines(records: Sequence[dict[str, Any]]) -> list[str]:
         f"environment: {_count(envs)}",
         f"snnbench: {_count(versions)}; git {_count(commits)}",
     ]
+    upgraded = [r for r in records if r.get("upgraded_from_schema") is not None]
+    if upgraded:
+        lines.append(f"schema: {len(upgraded)} of {len(records)} records were written with an "
+                     f"older schema ({_count(r['upgraded_from_schema'] for r in upgraded)}); "
+                     "the fields added since are unknown for them")
     if len({v for v in metric_versions}) > 1:
         lines.append("warning: these records were measured with different metric versions; "
                      "their cost numbers are not comparable")

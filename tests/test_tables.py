@@ -367,6 +367,15 @@ def test_records_of_another_schema_are_named_exit_2(results, capsys) -> None:
     assert "future.json has schema version 99" in err and "broken.json" in err
 
 
+def test_records_of_an_older_readable_schema_are_said_so(results, capsys) -> None:
+    old = record("naive", "vgg11", 5, {1: 56.0, 4: 86.0})
+    old["schema_version"] = 1
+    (results / "old.json").write_text(json.dumps(old))
+    text = table(capsys, "--results", str(results), "--no-reference")
+    assert "| digits | naive | vgg11 | 97.50 ± 0.00 (n=4) | 53.00 ± 2.58 (n=4) |" in text
+    assert "- schema: 1 of 9 records were written with an older schema (1)" in text
+
+
 def test_a_dataset_without_records_is_exit_2(results, capsys) -> None:
     assert cli("table", "--results", str(results), "--dataset", "cifar10") == 2
     err = capsys.readouterr().err
