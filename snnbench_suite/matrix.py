@@ -328,6 +328,8 @@ def resolve_executor(plugins: Plugins, name: str | Entry, raw: dict[str, str],
             spec.check_params(params)
         except ValueError as exc:
             raise UsageError(f"executor {spec.name!r}: {exc}") from None
+    if spec.preflight is not None:
+        spec.preflight(params)
     return ResolvedExecutor(spec=spec, params=params, jobs=jobs)
 
 

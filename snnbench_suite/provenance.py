@@ -94,6 +94,7 @@ def environment(device: torch.device, plugin_versions: dict[str, Any]) -> dict[s
         "plugins": {name: entry.get("version") for name, entry in plugin_versions.items()},
         "plugin_versions": plugin_versions,
         "host": platform.node(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

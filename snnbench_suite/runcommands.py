@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from snnbench_suite.errors import UsageError
@@ -93,7 +94,8 @@ def cmd_status(args: argparse.Namespace, results: Path) -> int:
             "(or stopped before it finished)"
         console.print(f"latest run: started {run.get('started')} on {run.get('host')} "
                       f"(pid {run.get('pid')}), executor {run.get('executor')} -j "
-                      f"{run.get('jobs')}, {len(run.get('cells') or [])} cells; {state}")
+                      f"{run.get('jobs')}, {len(run.get('cells') or [])} cells; {state}",
+                      highlight=False, soft_wrap=True)
     table = Table(title=f"records in {results}")
     for column in ("ok", "failed", "skipped", "running", "pending", "unreadable"):
         table.add_column(column, justify="right")
@@ -102,11 +104,13 @@ def cmd_status(args: argparse.Namespace, results: Path) -> int:
                   str(len(status.pending)), str(len(status.unreadable)))
     console.print(table)
     for label, holder in status.running:
-        console.print(f"running  {label}  ({describe_holder(holder)})", highlight=False)
+        console.print(f"running  {label}  ({describe_holder(holder)})", highlight=False,
+                      soft_wrap=True)
     for label, error in status.failed:
-        console.print(f"failed   {label}: {error}", highlight=False)
+        console.print(f"failed   {label}: {escape(error)}", highlight=False, soft_wrap=True)
     for message in status.unreadable:
-        console.print(f"[red]unreadable[/] {message}", highlight=False)
+        console.print(f"[red]unreadable[/] {escape(message)}", highlight=False,
+                      soft_wrap=True)
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from snnbench_suite.cells import Cell, canonical_json
+from snnbench_suite.errors import UsageError
 from snnbench_suite.execute import RunSettings, resolve_recipe, with_epochs
 from snnbench_suite.matrix import ResolvedExecutor, RunPlan
 from snnbench_suite.plugins import Plugins
@@ -29,6 +30,7 @@ from snnbench_suite.results import (
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
+    RecordSchemaError,
     completed_steps,
     existing_record,
     write_json_atomic,
@@ -243,6 +245,20 @@ def _write_manifest(path: Path, plan: RunPlan, executor: ResolvedExecutor,
     })
 
 
+def _refuse_unreadable_records(plan: RunPlan, settings: RunSettings) -> None:
+    """A cell whose record has a schema this snnbench cannot read is neither re-run (that
+    would overwrite it) nor taken as done: the run stops before it starts (exit 2)."""
+    problems = []
+    for cell in plan.cells:
+        try:
+            existing_record(settings.results_dir, cell.cell_id)
+        except RecordSchemaError as exc:
+            problems.append(str(exc))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more}")
+
+
 def run_plan(plan: RunPlan, plugins: Plugins, settings: RunSettings, reporter: Reporter,
              executor: ResolvedExecutor | None = None, *, strict_plugins: bool = False,
              disabled_plugins: Sequence[str] = ()) -> RunSummary:
@@ -255,6 +271,7 @@ def run_plan(plan: RunPlan, plugins: Plugins, settings: RunSettings, reporter: R
     settings = replace(settings, results_dir=settings.results_dir.resolve(),
                        cache_dir=settings.cache_dir.resolve(),
                        data_root=settings.data_root.resolve() if settings.data_root else None)
+    _refuse_unreadable_records(plan, settings)
     state = RunState(plugins, settings, plan.steps, reporter)
     for cell in plan.cells:
         state.add(cell)

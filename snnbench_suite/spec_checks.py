@@ -169,7 +169,7 @@ def check_executor(spec: object) -> None:
     _require_type(spec, ExecutorSpec, "executors")
     assert isinstance(spec, ExecutorSpec)
     check_name("executor", spec.name)
-    for attribute in ("run", "check_params", "available"):
+    for attribute in ("run", "check_params", "available", "preflight"):
         value = getattr(spec, attribute)
         if value is not None and not callable(value):
             raise InvalidSpecError(f"executor {spec.name!r}: {attribute} must be callable")

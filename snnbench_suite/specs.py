@@ -341,7 +341,10 @@ class ExecutorSpec:
     by `check_params` (ValueError) before anything runs.
     `available()` returns None when the executor can run here, or a message saying what
     is missing and how to install it (`extra` names the optional dependency set, e.g.
-    `pip install 'snnbench-suite[slurm]'`).
+    `pip install 'snnbench-suite[slurm]'`). It must be cheap: `snnbench list executors`
+    calls it. `preflight(params)`, when given, runs once before anything of the run
+    starts and raises UsageError when the executor cannot run now (e.g. its cluster's
+    controller does not answer); it must return within seconds, never hang.
     """
 
     name: str
@@ -351,3 +354,4 @@ class ExecutorSpec:
     check_params: Callable[[Mapping[str, Any]], None] | None = None
     available: Callable[[], str | None] | None = None
     extra: str | None = None
+    preflight: Callable[[Mapping[str, Any]], None] | None = None

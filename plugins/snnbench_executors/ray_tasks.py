@@ -45,7 +45,7 @@ def run(request: ExecutorRequest) -> None:
             # Usage reporting off; a local instance needs no cluster-wide listening.
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            ray.init(num_cpus=max(1, int(params["num_cpus"] * request.jobs)),
+            ray.init(address="local", num_cpus=max(1, int(params["num_cpus"] * request.jobs)),
                      include_dashboard=False)
     try:
         threads = max(1, int(params["num_cpus"]))

@@ -83,12 +83,19 @@ def slurm_command(args: Sequence[str], timeout: float) -> subprocess.CompletedPr
 def check_reachable(timeout: float) -> None:
     """Fail fast, before submitting anything, when the controller does not answer."""
     answer = slurm_command(["scontrol", "ping"], timeout)
-    text = (answer.stdout + answer.stderr).strip()
-    if answer.returncode != 0 or " UP" not in text:
+    lines = [line.strip() for line in (answer.stdout + answer.stderr).splitlines()
+             if line.strip() and not line.startswith("*")]  # skip scontrol's banner
+    if answer.returncode != 0 or not any(line.endswith(" UP") for line in lines):
         raise UsageError(
-            f"the Slurm controller is unreachable (`scontrol ping`: {text or 'no answer'}). "
-            "Check that slurmctld runs and that SLURM_CONF points at its slurm.conf."
+            f"the Slurm controller is unreachable (`scontrol ping`: "
+            f"{'; '.join(lines) or 'no answer'}). Check that slurmctld runs and that "
+            "SLURM_CONF points at its slurm.conf."
         )
+
+
+def preflight(params: Mapping[str, Any]) -> None:
+    """Before anything runs: the client commands are there and the controller answers."""
+    check_reachable(float(params["timeout_s"]))
 
 
 def queue_states(array_ids: Sequence[str], timeout: float) -> dict[str, str] | None:
@@ -210,8 +217,6 @@ def run(request: ExecutorRequest) -> None:
     import submitit
 
     params = request.params
-    timeout = float(params["timeout_s"])
-    check_reachable(timeout)
     logs = request.scratch_dir / "slurm" / "%j"
     executor = submitit.SlurmExecutor(folder=logs)
     executor.update_parameters(**_parameters(params, request.jobs, "snnbench"))
@@ -234,4 +239,5 @@ SLURM = ExecutorSpec(
     check_params=check_params,
     available=available,
     extra=EXTRA,
+    preflight=preflight,
 )
