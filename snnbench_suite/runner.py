@@ -47,6 +47,7 @@ from snnbench_suite.work import (
     plugin_versions,
     run_unit,
     state_dir,
+    worker_device,
 )
 
 
@@ -305,6 +306,7 @@ def run_plan(plan: RunPlan, plugins: Plugins, settings: RunSettings, reporter: R
                 results_dir=settings.results_dir, scratch_dir=state_dir(settings.results_dir),
                 unit_done=state.unit_done, unit_lost=state.unit_lost, report=state.report,
                 refresh=state.refresh,
+                worker_env=lambda i, n: worker_device(settings, (i, n)).env,
             )
             executor.spec.run(request)
         for unit in units:  # an executor that returned early still leaves no cell unrecorded

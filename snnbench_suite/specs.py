@@ -299,11 +299,17 @@ class CellEvent:
 class ExecutorRequest:
     """What an executor is handed: the units of a run and how to report back.
 
-    - `work(unit, events=None, threads=None)` is a picklable, module-level function: called
-      in any process (a pool worker, a Slurm job, a Ray task) it loads the plugins, pins
-      torch to `threads` threads, runs the unit's cells, writes each cell's record into the
-      shared results folder itself, and returns the UnitOutcome. `events`, when given, is a
-      picklable callable receiving CellEvents for a live display (e.g. a pipe's send).
+    - `work(unit, events=None, threads=None, slot=None)` is a picklable, module-level
+      function: called in any process (a pool worker, a Slurm job, a Ray task) it loads
+      the plugins, pins torch to `threads` threads, runs the unit's cells, writes each
+      cell's record into the shared results folder itself, and returns the UnitOutcome.
+      `events`, when given, is a callable receiving CellEvents for a live display (e.g. a
+      pipe's send). `slot=(i, n)` says it is worker i of n on one machine: on GPUs it
+      takes its own GPU(s) (`worker_env(i, n)`) before touching CUDA.
+    - `worker_env(i, n)`: the environment worker i of n must run with (its
+      CUDA_VISIBLE_DEVICES on GPUs, nothing on CPU); raises UsageError when n workers
+      need more GPUs than are visible. Call it for every slot before starting workers to
+      refuse an impossible -j at once.
     - `work_here(unit)` does the same in the calling process, reusing this run's plugins and
       feeding the progress display directly (what `-j 1` uses).
     - `unit_done(unit, outcome)`: hand back what `work` returned.
@@ -326,6 +332,7 @@ class ExecutorRequest:
     unit_lost: Callable[[WorkUnit, str, Sequence[str] | None], None]
     report: Callable[[CellEvent], None]
     refresh: Callable[[], None]
+    worker_env: Callable[[int, int], Mapping[str, str]]
 
 
 @dataclass(frozen=True)

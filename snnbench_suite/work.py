@@ -16,12 +16,14 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from snnbench_suite.cells import Cell
+from snnbench_suite.devices import WorkerDevice, assign_worker_device
 from snnbench_suite.execute import CellRunner, RunSettings, resolve_recipe
 from snnbench_suite.locking import FileLock, holder_info, read_holder
 from snnbench_suite.plugins import Plugins, load_plugins
@@ -242,14 +244,25 @@ def _process_worker(unit: WorkUnit) -> UnitWorker:
     return _WORKERS[key]
 
 
-def run_unit(unit: WorkUnit, events: EventSink | None = None,
-             threads: int | None = None) -> UnitOutcome:
+def worker_device(settings: RunSettings, slot: tuple[int, int]) -> WorkerDevice:
+    """The device and environment of worker `slot[0]` of `slot[1]` on one machine."""
+    return assign_worker_device(slot[0], slot[1], settings.device, settings.gpus_per_cell)
+
+
+def run_unit(unit: WorkUnit, events: EventSink | None = None, threads: int | None = None,
+             slot: tuple[int, int] | None = None) -> UnitOutcome:
     """Run `unit` in this process: the `work` function of every ExecutorRequest.
 
-    Loads the plugins (once per process), pins torch to `threads` threads, runs each cell
-    under its lock and writes its record; returns cell id -> outcome. `events` receives
-    live CellEvents when given.
+    Loads the plugins (once per process), pins torch to `threads` threads, takes worker
+    slot's GPU(s) when given, runs each cell under its lock and writes its record;
+    returns cell id -> outcome. `events` receives live CellEvents when given.
     """
+    if slot is not None:
+        assigned = worker_device(unit.settings, slot)
+        if assigned.env:  # before CUDA is first touched in this process
+            os.environ.update(assigned.env)
+            unit = replace(unit, settings=replace(unit.settings,
+                                                  device=torch.device(assigned.device)))
     pin_threads(threads)
     make_deterministic()
     return _process_worker(unit).run(unit, events or (lambda event: None))

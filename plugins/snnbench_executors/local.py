@@ -39,8 +39,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def worker_main(conn: Connection, work: Callable[..., Mapping[str, str]],
-                threads: int, parent: int) -> None:
-    """A pool worker: runs the units it receives until it receives None."""
+                threads: int, parent: int, slot: tuple[int, int]) -> None:
+    """A pool worker (slot i of n): runs the units it receives until it receives None."""
     _die_with_parent(parent)
 
     def send_event(event: Any) -> None:
@@ -54,7 +54,7 @@ def worker_main(conn: Connection, work: Callable[..., Mapping[str, str]],
         if unit is None:
             return
         try:
-            outcome = work(unit, events=send_event, threads=threads)
+            outcome = work(unit, events=send_event, threads=threads, slot=slot)
         except BaseException:  # noqa: BLE001 - reported, the worker stays usable
             conn.send(("error", traceback.format_exc(limit=8)))
         else:
@@ -74,6 +74,7 @@ def describe_exit(code: int | None) -> str:
 
 @dataclass
 class _Slot:
+    index: int
     process: Any
     conn: Connection
     unit: WorkUnit | None = None
@@ -93,13 +94,15 @@ class _Pool:
         self.fruitless: dict[tuple[str, ...], int] = {}
 
     def start_worker(self) -> _Slot:
+        taken = {s.index for s in self.slots}
+        index = min(i for i in range(self.size) if i not in taken)  # a dead one's GPU
         ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(
-            target=worker_main, args=(theirs, self.request.work, self.threads, os.getpid()),
-            name="snnbench-worker", daemon=True)
+            target=worker_main, name=f"snnbench-worker-{index}", daemon=True,
+            args=(theirs, self.request.work, self.threads, os.getpid(), (index, self.size)))
         process.start()
         theirs.close()
-        slot = _Slot(process, ours)
+        slot = _Slot(index, process, ours)
         self.slots.append(slot)
         return slot
 
@@ -197,7 +200,10 @@ def run(request: ExecutorRequest) -> None:
         for unit in request.units:
             request.unit_done(unit, request.work_here(unit))
         return
-    _Pool(request, threads_per_worker(request.params, request.jobs)).run()
+    pool = _Pool(request, threads_per_worker(request.params, request.jobs))
+    for index in range(pool.size):  # too few GPUs for -j N: refused before any worker
+        request.worker_env(index, pool.size)
+    pool.run()
 
 
 def check_params(params: Mapping[str, Any]) -> None:

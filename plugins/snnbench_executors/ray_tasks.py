@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from snnbench_executors.slurm import on_the_jobs_gpus
 from snnbench_suite import ExecutorRequest, ExecutorSpec
 
 EXTRA = "ray"
@@ -49,9 +50,14 @@ def run(request: ExecutorRequest) -> None:
                      include_dashboard=False)
     try:
         threads = max(1, int(params["num_cpus"]))
-        task = ray.remote(num_cpus=params["num_cpus"], num_gpus=params["num_gpus"],
+        settings = request.units[0].settings
+        gpus = params["num_gpus"] or (settings.gpus_per_cell
+                                      if settings.device.type == "cuda" else 0)
+        task = ray.remote(num_cpus=params["num_cpus"], num_gpus=gpus,
                           max_retries=0)(request.work)
-        refs = {task.remote(unit, None, threads): unit for unit in request.units}
+        # Ray gives a task its GPUs through CUDA_VISIBLE_DEVICES, numbered from 0.
+        refs = {task.remote(on_the_jobs_gpus(unit), None, threads): unit
+                for unit in request.units}
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=float(params["poll_s"]))
             for ref in ready:

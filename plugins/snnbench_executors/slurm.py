@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from snnbench_suite import ExecutorRequest, ExecutorSpec, UsageError, WorkUnit
@@ -115,6 +116,16 @@ def queue_states(array_ids: Sequence[str], timeout: float) -> dict[str, str] | N
         task, _, state = line.strip().partition("|")
         states[task] = state
     return states
+
+
+def on_the_jobs_gpus(unit: WorkUnit) -> WorkUnit:
+    """A job sees only the GPUs Slurm gave it, numbered from 0: `cuda:3` on the submitting
+    machine means "a GPU" there."""
+    if unit.settings.device.type != "cuda":
+        return unit
+    import torch
+
+    return replace(unit, settings=replace(unit.settings, device=torch.device("cuda")))
 
 
 def _parameters(params: Mapping[str, Any], jobs: int, name: str) -> dict[str, Any]:
@@ -219,8 +230,12 @@ def run(request: ExecutorRequest) -> None:
     params = request.params
     logs = request.scratch_dir / "slurm" / "%j"
     executor = submitit.SlurmExecutor(folder=logs)
-    executor.update_parameters(**_parameters(params, request.jobs, "snnbench"))
-    units = list(request.units)
+    chosen = _parameters(params, request.jobs, "snnbench")
+    settings = request.units[0].settings
+    if "gpus_per_node" not in chosen and settings.device.type == "cuda":
+        chosen["gpus_per_node"] = settings.gpus_per_cell  # the GPUs one cell trains on
+    executor.update_parameters(**chosen)
+    units = [on_the_jobs_gpus(unit) for unit in request.units]
     threads = int(params["cpus_per_task"])
     try:
         jobs = executor.map_array(request.work, units, [None] * len(units),
