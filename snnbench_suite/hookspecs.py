@@ -90,7 +90,11 @@ def snnbench_register_executors(register: Callable[[ExecutorSpec], None]) -> Non
 
 @hookspec
 def snnbench_cell_started(cell: Cell) -> None:
-    """Called just before `cell` runs (not for cells skipped because they are complete)."""
+    """Called just before `cell` runs (not for cells skipped because they are complete).
+
+    Called in the process that runs the cell: the run's own process with `-j 1`, else a
+    pool worker, Slurm job or Ray task, each of which loads the plugins itself.
+    """
 
 
 @hookspec
