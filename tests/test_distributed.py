@@ -4,9 +4,9 @@ Two ranks train a cell (an ANN, then a LIF network through the shared loop) and 
 with the weights one process gets on the same global batches: DistributedDataParallel
 averages the two half-batch gradients, which is the full-batch gradient up to
 floating-point summation order, so the weights agree to within 1e-5 (max abs diff; the
-measured difference is 3e-8 for the ANN and 1.5e-8 for the LIF network). The activation maxima observed on two halves of the data
-must equal the single-process ones exactly. A rank that dies or hangs gives a clear
-error within a deadline, and nothing is written.
+measured difference is 3e-8 for the ANN and 1.5e-8 for the LIF network). The activation
+maxima observed on two halves of the data must equal the single-process ones exactly. A
+rank that dies or hangs gives a clear error within a deadline, and nothing is written.
 """
 
 from __future__ import annotations
