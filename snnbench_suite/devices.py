@@ -117,6 +117,11 @@ def check_gpus_per_cell(gpus_per_cell: int, device: torch.device) -> None:
         if gpus_per_cell > count:
             raise UsageError(f"--gpus-per-cell {gpus_per_cell}: this machine has {count} "
                              f"visible GPU(s); ask for at most {count}")
+        first = device.index or 0  # the ranks of a cell use GPUs first .. first + N - 1
+        if first + gpus_per_cell > count:
+            raise UsageError(f"--device {device} with --gpus-per-cell {gpus_per_cell} needs "
+                             f"GPUs {first} to {first + gpus_per_cell - 1}; GPUs 0 to "
+                             f"{count - 1} are visible")
         return
     cores = os.cpu_count() or 1
     if gpus_per_cell > cores:

@@ -106,6 +106,8 @@ def test_gpus_per_cell_larger_than_the_visible_gpus(monkeypatch) -> None:
     check_gpus_per_cell(2, torch.device("cuda", 0))
     with pytest.raises(UsageError, match="has 2 visible GPU"):
         check_gpus_per_cell(4, torch.device("cuda", 0))
+    with pytest.raises(UsageError, match="needs GPUs 1 to 2; GPUs 0 to 1 are visible"):
+        check_gpus_per_cell(2, torch.device("cuda", 1))
 
 
 # --- one GPU per worker ---------------------------------------------------------------
