@@ -1,7 +1,8 @@
 """snnbench: a plugin-based benchmark suite and leaderboard harness for spiking networks.
 
 The public API is exactly what this module exports (`__all__`): the hookimpl marker, the
-spec classes a plugin registers, the errors it may raise, the spiking toolkit `snn`, a few
+spec classes a plugin registers, the errors it may raise, the spiking toolkit `snn` and
+the detection toolkit `detection` (subpackages with their own `__all__`), a few
 evaluation and table helpers, and `testing` for plugin authors' tests. Every other module
 (`snnbench_suite.runner`, `.plugins`, `.execute`, ...) is private: it may change in any
 release. docs/plugins.md is the reference.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from snnbench_suite.cells import Cell
 from snnbench_suite.errors import (
     ConversionError,
     DataCorruptError,
@@ -48,13 +50,14 @@ from snnbench_suite.specs import (
 )
 
 if TYPE_CHECKING:
-    from snnbench_suite import snn, testing
+    from snnbench_suite import detection, snn, testing
     from snnbench_suite.evaluation import evaluate_ann, input_sequence
     from snnbench_suite.tables import mean_std_cell
 
 # name -> (module, attribute or None for the module itself), imported on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "snn": ("snnbench_suite.snn", None),
+    "detection": ("snnbench_suite.detection", None),
     "testing": ("snnbench_suite.testing", None),
     "evaluate_ann": ("snnbench_suite.evaluation", "evaluate_ann"),
     "input_sequence": ("snnbench_suite.evaluation", "input_sequence"),
@@ -81,6 +84,7 @@ __all__ = [
     "AnnRecipe",
     "ArchitectureRequest",
     "ArchitectureSpec",
+    "Cell",
     "CellEvent",
     "ConversionError",
     "DataCorruptError",
@@ -103,6 +107,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "WorkUnit",
+    "detection",
     "evaluate_ann",
     "hookimpl",
     "input_sequence",

@@ -39,10 +39,17 @@ from snnbench_datasets.files import (
     files_fingerprint,
     missing_data,
 )
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.detection.annotations import CleanAnnotations, check_annotations
-from snnbench_suite.detection.samples import DetectionSamples
-from snnbench_suite.errors import DataCorruptError, DataMissingError, UsageError
+from snnbench_suite import (
+    DataCorruptError,
+    DataMissingError,
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
+from snnbench_suite.detection import CleanAnnotations, DetectionSamples, check_annotations
 
 NAME = "coco"
 SUBFOLDER = "coco"

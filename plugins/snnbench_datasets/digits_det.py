@@ -25,10 +25,15 @@ import torch.nn.functional as F
 
 from snnbench_datasets.digits import TEST_SIZE, fingerprint, stratified_split
 from snnbench_datasets.files import calibration_subset
-from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
-from snnbench_suite.detection.annotations import check_annotations
-from snnbench_suite.detection.samples import DetectionSamples
-from snnbench_suite.errors import UsageError
+from snnbench_suite import (
+    DatasetInfo,
+    DatasetRequest,
+    DatasetSpec,
+    DatasetSplits,
+    TrainConfig,
+    UsageError,
+)
+from snnbench_suite.detection import DetectionSamples, check_annotations
 
 NAME = "digits_det"
 VERSION = "1"
