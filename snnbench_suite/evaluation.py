@@ -1,7 +1,7 @@
 """Accuracy of ANNs and SNNs; for SNNs at every requested T from one simulation.
 
 The efficiency metrics (firing rates, SOPs, dense and effective MACs, effective ACs,
-energy; definitions in `snnbench_suite.metrics.counting`) are counted by forward hooks
+energy; definitions in `snnbench_suite.metrics.counters`) are counted by forward hooks
 during the same simulation that gives the accuracy; the hooks are removed afterwards
 whatever happens. Every count is per sample, summed over the first T steps.
 """

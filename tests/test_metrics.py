@@ -24,7 +24,7 @@ from snnbench_suite.metrics import (
     counting,
     synaptic_ops,
 )
-from snnbench_suite.metrics.counting import pooled_counts
+from snnbench_suite.metrics.counters import pooled_counts
 from snnbench_suite.results import records_frame
 from snnbench_suite.snn import IFNeuron, SpikingNetwork, prepare_conversion
 from snnbench_suite.snn.encoding import IFEncoder

@@ -1,9 +1,9 @@
 """Efficiency metrics of a simulation: firing rates, synaptic operations, MACs and energy.
 
-Counting (`counting`) hooks the network during the simulation that gives the accuracy;
+`counters.counting` hooks the network during the simulation that gives the accuracy;
 `sources` decides from the network's structure whether a layer is fed by spike events
 (ACs) or real values (MACs); `energy` holds the versioned cost tables. The definitions are
-in the docstrings of `counting` and `sources`.
+in the docstrings of `counters` and `sources`.
 
 `METRICS_VERSION` is stored with every record and changes whenever a definition changes,
 so numbers counted under different definitions are never compared silently.
@@ -21,7 +21,7 @@ What a record holds (all counts per sample, summed over the first T steps):
   and `uncounted_layers` (weight layers of a kind that is not counted).
 """
 
-from snnbench_suite.metrics.counting import (
+from snnbench_suite.metrics.counters import (
     Tally,
     ann_dense_macs,
     classify_values,

@@ -17,7 +17,7 @@ the structure of the network, not from the values, wherever the structure says i
   layer and costs nothing (NeuroBench's convention: only synaptic layers count).
 - `INPUT`: the network's own input when no spiking encoder precedes it. An analog image
   (static datasets, direct coding) is real: the layer reading it counts MACs. Event data
-  is classified per call from its values (`counting.classify_values`): binary frames
+  is classified per call from its values (`counters.classify_values`): binary frames
   (one non-zero value) are events, frames of whole-number event counts are events (a
   count of n is n events), anything else is real.
 - `UNKNOWN`: the structure does not say (a layer outside any fx graph, a module used at

@@ -286,12 +286,20 @@ def counting(network: nn.Module, num_steps: int, *, event_input: bool = False
     # chained pools, the chain, what feeds that tensor)
     before_pools: dict[str, tuple[torch.Tensor, tuple[nn.Module, ...], Feed]] = {}
     fan_outs: dict[tuple[str, tuple[int, ...], torch.device], torch.Tensor] = {}
+    # The spike masks of the latest neuron outputs, so that the layer reading a neuron's
+    # output does not compute its mask again: id -> (output, its version, mask). The
+    # version counter detects an in-place change in between; two entries cover a
+    # residual block (its conv and its shortcut read the same spikes).
+    recent_spikes: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
     handles = []
 
     def events_of(x: torch.Tensor, feed: Feed) -> tuple[torch.Tensor, bool, bool]:
         """(events per element, counted as events, every count 0 or 1)."""
         source = feed.source
         if source is Source.EVENTS:  # neurons and encoders emit non-negative spikes
+            recent = recent_spikes.get(id(x))
+            if recent is not None and recent[0] is x and recent[1] == x._version:
+                return recent[2], True, True
             return nonzero(x, nonnegative=True), True, True
         if source is Source.INPUT and event_input:
             events, is_events = classify_values(x, event_counts=True)
@@ -312,7 +320,12 @@ def counting(network: nn.Module, num_steps: int, *, event_input: bool = False
 
     def neuron_hook(name: str, nonnegative: bool) -> Any:
         def hook(_m: nn.Module, _args: Any, out: torch.Tensor) -> None:
-            spikes = nonzero(out, nonnegative=nonnegative).reshape(out.shape[0], -1)
+            mask = nonzero(out, nonnegative=nonnegative)
+            if nonnegative:
+                recent_spikes[id(out)] = (out, out._version, mask)
+                while len(recent_spikes) > 2:
+                    del recent_spikes[next(iter(recent_spikes))]
+            spikes = mask.reshape(out.shape[0], -1)
             # a row (one sample at one step) sums exactly in float32 below 2**24 neurons
             exact = spikes if spikes.shape[1] < _EXACT_FLOAT32 else spikes.double()
             counts = per_step(exact.sum(1), f"neuron layer {name!r}")
@@ -388,6 +401,7 @@ def counting(network: nn.Module, num_steps: int, *, event_input: bool = False
         for handle in handles:
             handle.remove()
         before_pools.clear()
+        recent_spikes.clear()
         fan_outs.clear()
 
 
