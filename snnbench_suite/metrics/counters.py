@@ -137,7 +137,8 @@ def position_fan_out(layer: nn.modules.conv._ConvNd, spatial: Sequence[int],
     with torch.enable_grad():
         probe = torch.ones(1, 1, *spatial, dtype=torch.float64, device=device,
                            requires_grad=True)
-        padded, padding = probe, layer.padding
+        padded = probe
+        padding: Any = layer.padding
         if layer.padding_mode != "zeros":
             padded = F.pad(probe, layer._reversed_padding_repeated_twice,
                            mode=layer.padding_mode)
@@ -225,12 +226,18 @@ def pooled_counts(pool: nn.Module, events: torch.Tensor, *, exact: bool = True
         # divisor 1 turns the average into a sum; padding adds no event
         return sum_pool(events, pool.kernel_size, pool.stride,
                         pool.padding, pool.ceil_mode, pool.count_include_pad, 1)
-    dims = {nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3}[
-        type(pool)]  # type: ignore[index]
-    adaptive = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[dims - 1]
+    adaptive: Any
+    if isinstance(pool, nn.AdaptiveAvgPool1d):
+        dims, adaptive = 1, F.adaptive_avg_pool1d
+    elif isinstance(pool, nn.AdaptiveAvgPool2d):
+        dims, adaptive = 2, F.adaptive_avg_pool2d
+    elif isinstance(pool, nn.AdaptiveAvgPool3d):
+        dims, adaptive = 3, F.adaptive_avg_pool3d
+    else:
+        raise TypeError(f"not an average pooling module: {type(pool).__name__}")
     spatial = events.shape[-dims:]
-    out_size = _adaptive_size(pool.output_size, spatial)  # type: ignore[attr-defined]
-    mean = adaptive(events, out_size)
+    out_size = _adaptive_size(pool.output_size, spatial)
+    mean = adaptive(events, tuple(out_size) if dims > 1 else out_size[0])
     windows = torch.ones((), dtype=events.dtype, device=events.device)
     for axis, (size_in, size_out) in enumerate(zip(spatial, out_size, strict=True)):
         index = torch.arange(size_out, device=events.device)
