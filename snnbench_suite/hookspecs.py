@@ -112,5 +112,7 @@ def snnbench_cell_finished(cell: Cell, record: dict[str, Any]) -> None:
 def snnbench_environment_info() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return a dict of facts about the environment, merged into every record's provenance.
 
-    Called once per run. Keys from different plugins are merged; later plugins win.
+    Called once per worker of a run (the `snnbench run` process itself with `-j 1`; each
+    pool worker, Slurm job or Ray task otherwise), before its first cell. Keys from
+    different plugins are merged; later plugins win.
     """
