@@ -281,3 +281,133 @@ def snnbench_register_tables():
     import no_arguments  # the module the entry point loaded
 
     assert no_arguments.CALLED is True
+
+
+# --- `snnbench plugins` -------------------------------------------------------------------
+
+
+def test_plugins_command_shows_distribution_hooks_registrations_and_errors(
+        install_plugin, capsys) -> None:
+    from snnbench_suite.cli import main
+
+    install_plugin("broken_plugin", BROKEN)
+    install_plugin("good_plugin", GOOD)
+    assert main(["plugins", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out.splitlines()[0]
+    good = out.split("good_plugin  good_plugin 0.1  loaded\n")[1].split("\n\n")[0]
+    assert good.splitlines() == ["  entry point    good_plugin",
+                                 "  hooks          snnbench_register_tables",
+                                 "  tables         third_party_layout"]
+    broken = out.split("broken_plugin  broken_plugin 0.1  failed\n")[1].split("\n\n")[0]
+    assert "error          importing it raised RuntimeError: this plugin is broken on " \
+           "purpose" in broken
+    assert "snnbench_methods  snnbench-suite" in out and "methods        naive, robust" in out
+
+
+# --- snnbench_suite.testing ---------------------------------------------------------------
+
+
+def test_testing_plugin_manager_is_fresh_and_registers_the_toy_plugin(install_plugin) -> None:
+    import types
+
+    from snnbench_suite import testing
+
+    install_plugin("good_plugin", GOOD)  # installed, but not snnbench's own
+    module = types.ModuleType("my_test_plugin")
+    exec(GOOD.replace("third_party_layout", "my_layout"), module.__dict__)
+    plugins = testing.plugin_manager(module)
+    assert plugins.tables.origin("my_layout") == "my_test_plugin"
+    assert "third_party_layout" not in plugins.tables  # installed="builtin"
+    assert plugins.datasets.origin("toy_digits") == testing.TOY_PLUGIN_NAME
+    assert plugins.architectures.origin("toy_cnn") == testing.TOY_PLUGIN_NAME
+    assert "my_layout" not in testing.plugin_manager().tables  # gone in the next manager
+    everything = testing.plugin_manager(installed="all", toy=False)
+    assert "third_party_layout" in everything.tables and "toy_digits" not in everything.datasets
+    assert len(testing.plugin_manager(installed="none", toy=False).methods) == 0
+
+
+def test_testing_plugin_manager_registers_an_installed_plugin_once(install_plugin) -> None:
+    import importlib
+
+    from snnbench_suite import testing
+
+    install_plugin("good_plugin", GOOD)
+    plugins = testing.plugin_manager(importlib.import_module("good_plugin"), installed="all")
+    assert [s.name for s in plugins.statuses].count("good_plugin") == 1
+    assert plugins.status("good_plugin").distribution == "good_plugin"
+
+
+def test_testing_plugin_manager_is_strict(install_plugin) -> None:
+    import types
+
+    from snnbench_suite import testing
+
+    module = types.ModuleType("bad_plugin")
+    exec(WRONG_TYPE, module.__dict__)
+    with pytest.raises(PluginError, match="bad_plugin.*expects a snnbench_suite.MethodSpec"):
+        testing.plugin_manager(module)
+
+
+def test_toy_dataset_and_architecture(tmp_path) -> None:
+    import torch
+
+    from snnbench_suite import ArchitectureRequest, DatasetRequest, testing
+
+    spec = testing.toy_dataset(train=30, test=20)
+    splits = spec.load(DatasetRequest(params={**spec.params, "size": 16}, data_root=None,
+                                      cache_dir=tmp_path))
+    assert (len(splits.train), len(splits.test)) == (30, 20)
+    assert splits.info.input_shape == (1, 16, 16) and splits.calibration_indices == tuple(
+        range(30))
+    x, y = splits.test[0]
+    assert x.shape == (1, 16, 16) and 0 <= int(y) <= 9
+    # The bundled digits cycle through the classes: the first 30 hold every class 3 times.
+    assert sorted(int(splits.train[i][1]) for i in range(30)) == sorted(list(range(10)) * 3)
+    model = testing.toy_architecture().build(ArchitectureRequest(num_classes=10,
+                                                                 input_shape=(1, 8, 8)))
+    # conv 1->8 (3x3), conv 8->16, linear 16->10, BN scale and shift on 8 + 16 channels
+    assert sum(p.numel() for p in model.parameters()) == (
+        (9 + 1) * 8 + (8 * 9 + 1) * 16 + (16 + 1) * 10 + 2 * (8 + 16))
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_run_one_cell_returns_the_written_record(tmp_path) -> None:
+    import json
+
+    from snnbench_suite import testing
+
+    plugins = testing.plugin_manager()
+    record = testing.run_one_cell(plugins, tmp_path, method="naive", T=(2, 1), epochs=1,
+                                  overrides={"toy_digits.train": 16, "toy_digits.test": 10})
+    [path] = (tmp_path / "results").glob("*.json")
+    assert record == json.loads(path.read_text())
+    assert [e["T"] for e in record["per_T"]] == [1, 2]
+    assert record["cell"]["dataset_params"] == {"train": 16, "test": 10, "size": 8}
+    assert record["provenance"]["plugin_versions"]["snnbench_methods"]["distribution"] == (
+        "snnbench-suite")
+
+
+def test_run_one_cell_raises_with_the_traceback_of_a_failed_cell(tmp_path) -> None:
+    import types
+
+    from snnbench_suite import testing
+
+    module = types.ModuleType("failing_method")
+    exec('''
+from snnbench_suite import MethodSpec, hookimpl
+
+def build(ctx):
+    raise RuntimeError("this method fails on purpose")
+
+@hookimpl
+def snnbench_register_methods(register):
+    register(MethodSpec(name="always_fails", family="conversion", version="1",
+                        t_mode="anytime", build=build))
+''', module.__dict__)
+    plugins = testing.plugin_manager(module)
+    with pytest.raises(testing.CellFailed, match="(?s)fails on purpose.*Traceback"):
+        testing.run_one_cell(plugins, tmp_path, method="always_fails", epochs=1)
+    record = testing.run_one_cell(plugins, tmp_path / "again", method="always_fails",
+                                  epochs=1, check=False)
+    assert record["status"] == "failed" and record["error"]["type"] == "RuntimeError"
