@@ -124,6 +124,9 @@ def toy_dataset(train: int = TOY_TRAIN, test: int = TOY_TEST) -> DatasetSpec:
 
 
 class _Normalize(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).reshape(-1, 1, 1))

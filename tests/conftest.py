@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,9 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
     def install(name: str, source: str) -> Path:
         (site / f"{name}.py").write_text(textwrap.dedent(source))
+        # A module of this name imported by an earlier test would be reused by the entry
+        # point instead of this source.
+        monkeypatch.delitem(sys.modules, name, raising=False)
         dist = site / f"{name}-0.1.dist-info"
         dist.mkdir()
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
