@@ -186,8 +186,8 @@ def _finite(value: Any) -> float:
 PER_T_METRICS = ["sops", "dense_macs", "effective_macs", "effective_acs", "energy_pj",
                  "build_seconds", "eval_seconds"]
 CELL_METRICS = ["params", "ann_macs", "ann_energy_pj"]
-# Detection datasets are scored by COCO mAP@[.5:.95] ("map") and mAP@.5 ("map50"), in percent
-# like "top1" of classification; the column `metric` names the key a
+# Detection datasets are scored by COCO mAP@[.5:.95] ("map") and mAP@.5 ("map50"), fractions
+# in [0, 1], where classification has "top1"; the column `metric` names the key a
 # dataset's tables show (DatasetInfo.metric; "top1" in records written before it existed,
 # empty where the record holds no dataset, e.g. a skipped cell).
 DETECTION_METRICS = ["map", "map50"]

@@ -66,7 +66,7 @@ class DatasetInfo:
     num_frames: int | None = None
     split_sizes: Mapping[str, int] = field(default_factory=dict)
     # The per-T key tables show for this dataset: "top1" (classification) or "map" /
-    # "map50" (detection: COCO mAP@[.5:.95] / mAP@.5); all in percent.
+    # "map50" (detection: COCO mAP@[.5:.95] / mAP@.5, fractions in [0, 1]).
     metric: str = "top1"
     # Annotations a documented filter dropped, by reason (e.g. zero-area boxes).
     filtered: Mapping[str, int] = field(default_factory=dict)

@@ -138,7 +138,7 @@ class FixedMap(torch.nn.Module):
         return self.maps[: x.shape[0]]
 
 
-def test_records_hold_map_in_percent_through_the_evaluation_path() -> None:
+def test_a_given_dense_map_scores_through_the_evaluation_path() -> None:
     from torch.utils.data import DataLoader
 
     from snnbench_suite.detection.evaluate import evaluate_detector
@@ -150,12 +150,12 @@ def test_records_hold_map_in_percent_through_the_evaluation_path() -> None:
     loader = DataLoader(split, batch_size=4)
     exact = [[3.0, 2.0, 11.0, 11.0]]
     assert evaluate_detector(FixedMap(exact), loader, torch.device("cpu")) == pytest.approx(
-        {"map": 100.0, "map50": 100.0})
+        {"map": 1.0, "map50": 1.0})
     # 2.6 px to the right: IoU (8 - 2.6) * 9 / (2 * 72 - 5.4 * 9) = 0.5094, counted at 0.5 only.
     shifted = [[5.6, 2.0, 13.6, 11.0]]
     assert iou(truth[0], (5.6, 2.0, 8.0, 9.0)) == pytest.approx(48.6 / 95.4)
     assert evaluate_detector(FixedMap(shifted), loader, torch.device("cpu")) == pytest.approx(
-        {"map": 10.0, "map50": 100.0})
+        {"map": 0.1, "map50": 1.0})
 
 
 def test_bad_detections_are_named_before_pycocotools_sees_them() -> None:
@@ -353,10 +353,10 @@ def test_digits_det_runs_end_to_end_with_map_per_t(tmp_path) -> None:
                                      "digits_det.test_images": 16})
     assert record["cell"]["architecture"] == "det.vgg11"
     assert record["dataset"]["metric"] == "map50"
-    assert 0.0 <= record["ann"]["map50"] <= 100.0 and "top1" not in record["ann"]
+    assert 0.0 <= record["ann"]["map50"] <= 1.0 and "top1" not in record["ann"]
     assert [e["T"] for e in record["per_T"]] == [2, 4]
     for entry in record["per_T"]:
-        assert 0.0 <= entry["map"] <= entry["map50"] <= 100.0  # percent, like top-1
+        assert 0.0 <= entry["map"] <= entry["map50"] <= 1.0  # COCOeval's fractions
         assert "firing_rate" in entry and "top1" not in entry
     frame = records_frame([record])
     assert list(frame["metric"].unique()) == ["map50"]
@@ -441,8 +441,8 @@ def test_coco_runs_end_to_end_like_digits_det(tmp_path) -> None:
         assert record["status"] == "ok" and record["cell"]["architecture"] == "det.vgg11"
         assert record["dataset"]["filtered"] == {"zero_area_boxes": 2}
         assert [e["T"] for e in record["per_T"]] == list(steps)
-        assert all(0.0 <= e["map"] <= e["map50"] <= 100.0 for e in record["per_T"])
-        assert 0.0 <= record["ann"]["map"] <= 100.0
+        assert all(0.0 <= e["map"] <= e["map50"] <= 1.0 for e in record["per_T"])
+        assert 0.0 <= record["ann"]["map"] <= 1.0
 
 
 def test_coco_bad_files_are_errors_naming_them(tmp_path) -> None:

@@ -11,8 +11,8 @@ decoding with NMS, COCOeval scoring, annotation checks and the detection Dataset
 - `evaluate`: mAP of an ANN, and of an SNN at every T from one simulation.
 
 A detection dataset's records hold "map" and "map50" where a classification dataset's
-hold "top1", in percent like it (COCOeval's fraction x 100: 1.0 is 100.0);
-`DatasetInfo.metric` names the one tables show.
+hold "top1": fractions in [0, 1], as COCOeval reports them (top1 is a percentage; tables
+show both in percent); `DatasetInfo.metric` names the one tables show.
 """
 
 from snnbench_suite.detection.annotations import CleanAnnotations, check_annotations

@@ -3,8 +3,8 @@
 `CocoScorer(ground_truth)` builds the ground-truth index once; `score(detections)` then
 returns {"map": AP@[.5:.95], "map50": AP@.5} for a list of COCO result dicts
 ({"image_id", "category_id", "bbox": [x, y, w, h], "score"}). Both are fractions in
-[0, 1], as COCOeval reports them (area "all", at most 100 detections per image); records
-hold them x 100 (snnbench_suite.detection.evaluate).
+[0, 1], as COCOeval reports them (area "all", at most 100 detections per image), and
+records hold them so (tables show them in percent).
 
 Detections are checked before pycocotools sees them (known image and category, finite
 box of non-negative size, finite score), so a bad prediction is an error naming it, not

@@ -1,6 +1,6 @@
 """mAP of detection ANNs and SNNs on a test loader; for SNNs at every requested T from one
 simulation (the time-averaged dense map up to step t is decoded for each t). The
-records' "map" and "map50" are percentages, like top-1.
+records' "map" and "map50" are fractions in [0, 1], as COCOeval reports them.
 
 The loader must iterate a `DetectionSamples` split in order (no shuffling): the i-th
 sample is matched to the split's i-th image id for COCOeval.
@@ -44,11 +44,10 @@ def detection_split(loader: DataLoader) -> DetectionSamples:
 
 def score(split: DetectionSamples, scorer: CocoScorer, found: Sequence[Detections]
           ) -> dict[str, float]:
-    """{"map", "map50"} of the detections of the split's first len(found) images, in
-    percent as records hold them (COCOeval's fractions x 100, like top-1)."""
-    fractions = scorer.score(coco_results(found, split.image_ids[: len(found)],
-                                          split.scales[: len(found)], split.category_ids))
-    return {key: 100.0 * value for key, value in fractions.items()}
+    """{"map", "map50"} of the detections of the split's first len(found) images:
+    COCOeval's fractions in [0, 1], as records hold them."""
+    return scorer.score(coco_results(found, split.image_ids[: len(found)],
+                                     split.scales[: len(found)], split.category_ids))
 
 
 @torch.no_grad()
