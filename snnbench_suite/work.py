@@ -117,8 +117,10 @@ def base_record(plugins: Plugins, cell: Cell, steps: Sequence[int],
     method = plugins.methods.get(cell.method)
     dataset = plugins.datasets.get(cell.dataset)
     recipe = resolve_recipe(method, cell.method_params)
+    # What configures the cell's numbers; not the T asked for (each T's number does not
+    # depend on which other T were asked for).
     config = {
-        "cell": cell.to_dict(), "requested_T": list(steps),
+        "cell": cell.to_dict(),
         "method": {"version": method.version, "t_mode": method.t_mode},
         "ann_recipe": None if recipe is None else {
             "name": recipe.name, "version": recipe.version, "batch_norm": recipe.batch_norm,
