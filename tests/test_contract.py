@@ -273,11 +273,11 @@ SMOKE_SETTINGS = {
 }
 # Datasets whose smoke cell is too slow for every test run, with what it costs; without
 # SNNBENCH_SLOW_TESTS=1 only their declaration and pre-flight check are tested here.
-SLOW_DATASETS = {"dvs_digits": "simulates 9 million camera events first: 13 s on one core"}
+SLOW_DATASETS = {"dvs_digits": "simulates 9 million camera events first: 9 s on one core"}
 SMOKE_WIDTH = 0.25
 # Architectures whose smoke cell costs seconds (tracing and converting a deep network);
 # test_architectures builds, trains, traces and converts them on every run.
-SLOW_ARCHITECTURES = {"densenet121": "5.6 s on one core", "timm.regnetx_002": "3.1 s"}
+SLOW_ARCHITECTURES = {"densenet121": "2.3 s on one core, 5.6 s on a busy one"}
 
 
 def test_every_installed_plugin_loads() -> None:
@@ -494,7 +494,7 @@ def test_registered_layout_renders(name: str, fmt: str, records_folder: Path) ->
 
 # Executors whose smoke run costs seconds before the first cell; the executor tests cover
 # them.
-SLOW_EXECUTORS = {"ray": "starts a local Ray cluster first: 12 s on one core"}
+SLOW_EXECUTORS = {"ray": "starts a local Ray cluster first: 8 s on one core"}
 
 
 def executor_cases() -> list[object]:
