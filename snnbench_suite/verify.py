@@ -128,6 +128,9 @@ def verify(plugins: Plugins, results_dir: Path, *, sample: int, seed: int,
                 a, b = before.get(metric), after.get(metric)
                 if not _same(a, b, tolerance):
                     report.differences.append(Difference(cell.cell_id, cell.label, metric, a, b))
+            if str(provenance.get("device", "cpu")) != str(run_settings.device):
+                report.notes.append(f"{cell.label}: recorded on {provenance.get('device')}, "
+                                    f"re-run on {run_settings.device}; numbers may differ")
             if provenance.get("torch") not in (None, torch.__version__):
                 report.notes.append(f"{cell.label}: recorded with torch "
                                     f"{provenance.get('torch')}, re-run with {torch.__version__}")
