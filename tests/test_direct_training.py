@@ -142,3 +142,18 @@ def test_event_data_is_fed_one_frame_per_step_and_T_is_checked(tmp_path, capsys,
     assert sdt["status"] == "failed"
     assert "T = 5 is larger than the 3 frames" in sdt["error"]["message"]
     assert sdt["per_T"] == [] and "builds" not in sdt  # refused before any training
+
+
+def test_an_ann_on_event_data_learns_from_the_mean_of_the_frames() -> None:
+    # Two frames of one sample, [B=1, T=2, C=1, H=1, W=2]: their mean is [[2, 3]].
+    from snnbench_suite.execute import frame_mean_loss
+    from snnbench_suite.snn.encoding import FrameMean
+
+    frames = torch.tensor([[[[[1.0, 2.0]]], [[[3.0, 4.0]]]]])
+    assert torch.equal(FrameMean()(frames), torch.tensor([[[[2.0, 3.0]]]]))
+    ann = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        ann[1].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    # logits (2, 3) for label 1: -log softmax = log(1 + e^-1)
+    loss = frame_mean_loss(ann, frames, torch.tensor([1]))
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from snnbench_suite.snn.temporal import TemporalModule, fold_time, unfold_time
 
@@ -15,6 +16,14 @@ def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 def frames_first(x: torch.Tensor) -> torch.Tensor:
     """Event frames `[B, T, 2, H, W]` from a data loader -> `[T, B, 2, H, W]`."""
     return x.transpose(0, 1)
+
+
+class FrameMean(nn.Module):
+    """Event frames `[B, T, C, H, W]` -> their mean over time `[B, C, H, W]`: how an ANN
+    (a distillation teacher, for one) sees event data."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1)
 
 
 def poisson(
