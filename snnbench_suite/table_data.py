@@ -85,10 +85,11 @@ def _variant_params(record: dict[str, Any]) -> dict[str, Any]:
 
 def _variant_labels(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     """cell_id -> '' or 'k=v, ...' naming the settings in which this cell differs from
-    other cells of the same method (e.g. a `--set` override)."""
-    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    other cells of the same method on the same dataset (e.g. a `--set` override). Cells on
+    other datasets do not count: their dataset parameters are not a variant."""
+    by_method: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        by_method[record["cell"]["method"]].append(record)
+        by_method[(record["cell"]["method"], record["cell"]["dataset"])].append(record)
     labels: dict[str, str] = {}
     for group in by_method.values():
         variants = [_variant_params(r) for r in group]

@@ -231,6 +231,18 @@ def test_versions_and_variants_are_separate_rows(tmp_path, capsys) -> None:
     assert "methods: calib v1, naive v1, naive v2" in text
 
 
+def test_dataset_parameters_of_other_datasets_are_not_variants(tmp_path, capsys) -> None:
+    # One run over digits and dvs_digits: each dataset has its own parameters, which must
+    # not make the digits rows look like a `--set` variant of each other.
+    digits = record("sdt", "vgg11", 0, {1: 80.0})
+    digits["cell"]["dataset_params"] = {"size": 8}
+    events = record("sdt", "vgg11", 0, {1: 70.0}, dataset="dvs_digits")
+    events["cell"]["dataset_params"] = {"frames": 8}
+    folder = write_records(tmp_path / "r", [digits, events])
+    text = table(capsys, "--results", str(folder), "--no-reference", "--dataset", "digits")
+    assert [r["method"] for r in as_dicts(text)] == ["sdt"]
+
+
 def test_footer_names_versions_and_environment(results, capsys) -> None:
     text = table(capsys, "--results", str(results), "--no-reference")
     assert "- methods: &lt;script&gt;alert(1)&lt;/script&gt; v1, calib v1, naive v1" in text
