@@ -16,6 +16,7 @@ from snnbench_suite.errors import ConversionError
 from snnbench_suite.snn import (
     IFNeuron,
     channel_mean,
+    clip_floor,
     module_outputs,
     prepare_conversion,
     spiking_rates,
@@ -136,10 +137,13 @@ def context(net: nn.Module, **params: object) -> SimpleNamespace:
         data=SimpleNamespace(info=SimpleNamespace(num_classes=3)))
 
 
-@pytest.mark.parametrize("spec,wc", [(calib.CALIB, "auto"), (calib.CALIB, "on"),
-                                     (calib.CALIB_LIGHT, "auto"), (calib.CALIB_NONE, "auto")])
-def test_builds_record_what_they_did(spec, wc: str) -> None:
-    ctx = context(small_net(), weight_calibration=wc, wc_iterations=3)
+@pytest.mark.parametrize("spec,wc,channel_wise", [
+    (calib.CALIB, "auto", False), (calib.CALIB, "on", False), (calib.CALIB, "on", True),
+    (calib.CALIB_LIGHT, "auto", False), (calib.CALIB_LIGHT, "auto", True),
+    (calib.CALIB_NONE, "auto", False), (calib.CALIB_NONE, "auto", True)])
+def test_builds_record_what_they_did(spec, wc: str, channel_wise: bool) -> None:
+    ctx = context(small_net(), weight_calibration=wc, wc_iterations=3,
+                  channel_wise=channel_wise)
     network = spec.build(ctx)
     x = torch.rand(5, 1, 8, 8)
     assert network(x.unsqueeze(0).expand(STEPS, *x.shape)).shape == (STEPS, 5, 3)
@@ -161,8 +165,44 @@ def test_max_pooling_and_unknown_activations_fail_naming_the_layer() -> None:
     ("batch_size", 0), ("candidates", 0), ("candidates", 101), ("momentum", 1.0),
     ("momentum", -0.1), ("search_offset", 1.0), ("weight_calibration", "sometimes"),
     ("wc_iterations", -5), ("wc_lr", 0.0), ("wc_batch_size", 2.5),
+    ("shift_as", "halfway"), ("channel_wise", "yes"),
 ])
 def test_parameter_checks(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
         calib.check_params({**calib.PARAMS, key: value})
     calib.check_params(dict(calib.PARAMS))
+
+
+def test_channel_wise_thresholds_are_one_per_channel_and_fit_each_channel() -> None:
+    torch.manual_seed(2)
+    x = torch.rand(32, 1, 8, 8)
+    graph = prepare_conversion(small_net())
+    sites = graph.site_modules()
+    per_layer = calib.layer_thresholds(graph.module, sites, [x], STEPS, search=True,
+                                       momentum=0.9, candidates=95, offset=0.5)
+    per_channel = calib.layer_thresholds(graph.module, sites, [x], STEPS, search=True,
+                                         momentum=0.9, candidates=95, offset=0.5,
+                                         channel_wise=True)
+    (first,) = module_outputs(graph.module, [sites[graph.sites[0].name]], x)
+    errors = []
+    for thresholds in (per_layer, per_channel):
+        v = torch.as_tensor(thresholds[graph.sites[0].name]).reshape(-1, 1, 1)
+        assert v.numel() in (1, 6)
+        errors.append(float((first - clip_floor(first, v, STEPS, 0.5)).pow(2).mean()))
+    assert errors[1] < errors[0]  # a threshold per channel fits the layer better
+
+
+@pytest.mark.parametrize("drive", [0.1, 0.3, 0.55, 0.8])
+def test_both_forms_of_the_half_level_shift_count_the_same_spikes(drive: float) -> None:
+    # A constant input a for T steps: both forms emit round(a T / V) spikes in all; the
+    # charge put into v(0) lets the neuron fire its first spike earlier.
+    steps = 4
+    x = torch.full((steps, 1, 1), drive)
+    early = calib.half_level_neuron(1.0, steps, "initial_potential")(x, steps)
+    late = calib.half_level_neuron(1.0, steps, "input_current")(x, steps)
+    expected = float(torch.round(torch.tensor(drive * steps)))
+    assert float(early.sum()) == float(late.sum()) == expected
+    first = [int(s.flatten().nonzero()[0]) if s.any() else steps for s in (early, late)]
+    assert first[0] <= first[1]
+    if drive == 0.3:  # hand-computed: v = 0.5 + 0.3 t fires at t = 2; 0.425 t at t = 3
+        assert first == [1, 2]

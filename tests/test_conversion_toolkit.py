@@ -22,6 +22,7 @@ from snnbench_suite.snn import (
     ema,
     fold_time,
     insert_after,
+    mmse_channel_thresholds,
     mmse_threshold,
     module_outputs,
     pre_activation_subgraph,
@@ -62,6 +63,17 @@ def test_mmse_search_returns_the_known_minimiser_of_a_uniform_distribution() -> 
     a = torch.linspace(0.0, 1.0, 200_001)
     assert mmse_threshold(a, 4) == pytest.approx(0.8, abs=1e-9)  # candidate i = 20
     assert mmse_threshold(a, 1) == pytest.approx(0.5, abs=1e-9)  # candidate i = 50
+
+
+def test_channel_wise_mmse_search_returns_each_channels_known_minimiser() -> None:
+    # Channel c holds U[0, c + 1]: its minimiser scales with it, 0.8 (c + 1) at T = 4; a
+    # channel that never fires keeps threshold 0.
+    base = torch.linspace(0.0, 1.0, 20_001)
+    a = torch.stack([base, 2 * base, 3 * base, -base], dim=1).reshape(-1, 4, 1, 1)
+    thresholds = mmse_channel_thresholds(a, 4)
+    assert thresholds.shape == (4,)
+    assert thresholds.tolist() == pytest.approx([0.8, 1.6, 2.4, 0.0], abs=1e-6)
+    assert float(thresholds[0]) == pytest.approx(mmse_threshold(base, 4), abs=1e-6)
 
 
 def test_mmse_search_ignores_an_outlier_and_handles_silent_layers() -> None:

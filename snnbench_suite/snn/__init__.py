@@ -11,9 +11,11 @@ from snnbench_suite.snn.activations import (
     floor_ste,
 )
 from snnbench_suite.snn.calibration import (
+    channel_max,
     channel_mean,
     channel_sum,
     ema,
+    mmse_channel_thresholds,
     mmse_threshold,
     module_outputs,
     spiking_rates,
@@ -35,7 +37,7 @@ from snnbench_suite.snn.graphs import (
     pre_activation_subgraph,
     require_average_pooling,
 )
-from snnbench_suite.snn.neurons import IFNeuron, LIFNeuron, SpikingNeuron
+from snnbench_suite.snn.neurons import IFNeuron, LIFNeuron, SpikingNeuron, broadcast_channels
 from snnbench_suite.snn.observe import ActivationStats, observe_activations, recording_outputs
 from snnbench_suite.snn.readout import anytime_readout, readout_at
 from snnbench_suite.snn.surrogate import SURROGATES, ATan, Rectangle, Sigmoid, Surrogate, Triangle
@@ -62,7 +64,9 @@ __all__ = [
     "Triangle",
     "anytime_readout",
     "average_pool_nodes",
+    "broadcast_channels",
     "capturing_input",
+    "channel_max",
     "channel_mean",
     "channel_sum",
     "clamp_quantize",
@@ -76,6 +80,7 @@ __all__ = [
     "fold_time",
     "frames_first",
     "insert_after",
+    "mmse_channel_thresholds",
     "mmse_threshold",
     "module_outputs",
     "observe_activations",

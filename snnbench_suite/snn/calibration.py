@@ -53,9 +53,42 @@ def mmse_threshold(
     return best
 
 
-def ema(values: Iterable[float], momentum: float = 0.9) -> float:
-    """Exponential moving average: the first value, then m * running + (1 - m) * value."""
-    running: float | None = None
+def mmse_channel_thresholds(
+    activations: torch.Tensor,
+    num_steps: int,
+    *,
+    candidates: int = 95,
+    step: float = 0.01,
+    offset: float = 0.0,
+) -> torch.Tensor:
+    """`mmse_threshold` for every channel (dim 1) of `[B, C, ...]` activations on its own:
+    candidates `max_c * (1 - step * i)`; a channel never positive gets 0. Returns `[C]`."""
+    if activations.dim() < 2:
+        raise ValueError(f"per-channel thresholds need [B, C, ...] activations, got shape "
+                         f"{tuple(activations.shape)}")
+    if candidates < 1 or (candidates > 1 and not (step > 0 and step * (candidates - 1) < 1)):
+        raise ValueError(f"candidates must be >= 1 and step * (candidates - 1) in (0, 1); "
+                         f"got step={step}, candidates={candidates}")
+    channels = activations.shape[1]
+    values = activations.detach().transpose(0, 1).reshape(channels, -1).double()
+    top = values.max(dim=1).values.clamp_min(0.0)
+    best = top.clone()
+    best_error = torch.full_like(top, float("inf"))
+    live = top > 0
+    for i in range(candidates):
+        candidate = top * (1.0 - step * i)
+        safe = torch.where(live, candidate, torch.ones_like(candidate)).unsqueeze(1)
+        error = (values - clip_floor(values, safe, num_steps, offset)).pow(2).mean(dim=1)
+        better = live & (error < best_error)
+        best = torch.where(better, candidate, best)
+        best_error = torch.where(better, error, best_error)
+    return best.float()
+
+
+def ema(values: Iterable[Any], momentum: float = 0.9) -> Any:
+    """Exponential moving average: the first value, then m * running + (1 - m) * value.
+    Works for floats and for tensors (per-channel values) alike."""
+    running: Any = None
     for value in values:
         running = value if running is None else momentum * running + (1 - momentum) * value
     if running is None:
@@ -151,6 +184,11 @@ def channel_mean(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=dims)
 
 
+def channel_max(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over every dimension but the channels (dim 1): `[B, C, ...]` -> `[C]`."""
+    return x.detach().transpose(0, 1).reshape(x.shape[1], -1).max(dim=1).values
+
+
 def channel_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over every dimension but the channels (dim 1): `[B, C, ...]` -> `[C]`."""
     dims = [d for d in range(x.dim()) if d != 1]
@@ -159,9 +197,11 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "CALIBRATION_ROWS",
+    "channel_max",
     "channel_mean",
     "channel_sum",
     "ema",
+    "mmse_channel_thresholds",
     "mmse_threshold",
     "module_outputs",
     "spiking_rates",
