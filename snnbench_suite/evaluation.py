@@ -21,6 +21,7 @@ from snnbench_suite.metrics import (
     DEFAULT_ENERGY_TABLE,
     METRICS_VERSION,
     EnergyTable,
+    Tally,
     counting,
     parameter_count,
 )
@@ -104,16 +105,24 @@ def simulate(
             total += y.numel()
     if total == 0:
         raise UsageError("the test split is empty: there is nothing to evaluate")
-    results: dict[int, dict[str, Any]] = {}
+    scores: dict[int, dict[str, Any]] = {}
     for t in steps:
-        counts = tally.per_sample(t, total)
-        entry: dict[str, Any] = {"top1": 100.0 * correct1[t] / total}
+        scores[t] = {"top1": 100.0 * correct1[t] / total}
         if num_classes > 10:
-            entry["top5"] = 100.0 * correct5[t] / total
-        entry.update(counts)
-        entry["energy_pj"] = energy_table.energy_pj(counts["effective_macs"],
-                                                    counts["effective_acs"])
-        results[t] = entry
+            scores[t]["top5"] = 100.0 * correct5[t] / total
+    return evaluation_with_counts(network, tally, total, scores, energy_table)
+
+
+def evaluation_with_counts(network: nn.Module, tally: Tally, total: int,
+                           scores: dict[int, dict[str, Any]],
+                           energy_table: EnergyTable) -> SnnEvaluation:
+    """Join each T's task scores with the operation counts and energy per sample of the
+    same simulation: the part every task's evaluation shares."""
+    results: dict[int, dict[str, Any]] = {}
+    for t, entry in scores.items():
+        counts = tally.per_sample(t, total)
+        results[t] = {**entry, **counts, "energy_pj": energy_table.energy_pj(
+            counts["effective_macs"], counts["effective_acs"])}
     return SnnEvaluation(
         per_t=results, params=parameter_count(network),
         ann_macs=tally.dense_macs_per_step(total), layers=tally.layer_summary(),

@@ -24,8 +24,8 @@ from snnbench_suite.detection.postprocess import (
     detect,
 )
 from snnbench_suite.detection.samples import DetectionSamples
-from snnbench_suite.evaluation import SnnEvaluation
-from snnbench_suite.metrics import DEFAULT_ENERGY_TABLE, EnergyTable, counting, parameter_count
+from snnbench_suite.evaluation import SnnEvaluation, evaluation_with_counts, input_sequence
+from snnbench_suite.metrics import DEFAULT_ENERGY_TABLE, EnergyTable, counting
 from snnbench_suite.snn.readout import anytime_readout
 
 
@@ -98,7 +98,6 @@ def simulate_detector(network: nn.Module, loader: DataLoader, steps: Sequence[in
     """The detection counterpart of `snnbench_suite.evaluation.simulate`: one simulation
     at max(steps); mAP at each T and, from the same simulation, firing rates, operations
     and energy per sample (the shared counting hooks)."""
-    from snnbench_suite.evaluation import input_sequence
 
     split = detection_split(loader)
     scorer = CocoScorer(split.ground_truth())
@@ -110,16 +109,5 @@ def simulate_detector(network: nn.Module, loader: DataLoader, steps: Sequence[in
     total = len(found[horizon])
     if total == 0:
         raise ValueError("the test split is empty: there is nothing to evaluate")
-    results: dict[int, dict[str, Any]] = {}
-    for t in steps:
-        counts = tally.per_sample(t, total)
-        entry: dict[str, Any] = score(split, scorer, found[t])
-        entry.update(counts)
-        entry["energy_pj"] = energy_table.energy_pj(counts["effective_macs"],
-                                                    counts["effective_acs"])
-        results[t] = entry
-    return SnnEvaluation(
-        per_t=results, params=parameter_count(network),
-        ann_macs=tally.dense_macs_per_step(total), layers=tally.layer_summary(),
-        uncounted_layers=list(tally.layout.uncounted),
-    )
+    scores = {t: score(split, scorer, found[t]) for t in steps}
+    return evaluation_with_counts(network, tally, total, scores, energy_table)
