@@ -16,7 +16,8 @@ of the reference papers shown) and `notes` (lines printed under the table).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,19 @@ def reproduced(frame: pd.DataFrame) -> pd.DataFrame:
     if "source" not in frame.columns:
         return frame
     return frame[frame["source"] != "reported"]
+
+
+def cell_groups(frame: pd.DataFrame
+                ) -> Iterator[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, list[int]]]:
+    """The reproduced records per (dataset, method, architecture), in order: the row's
+    identifying columns, all of the group's records, its ok records and their steps."""
+    for (dataset, method, arch), group in reproduced(frame).groupby(
+            ["dataset", "method_label", "arch_label"], sort=True):
+        base = {"dataset": dataset, "method": method, "architecture": arch,
+                "_kind": "reproduced", "_dataset": dataset,
+                "_architecture": group["architecture"].iloc[0]}
+        ok = group[group["status"] == "ok"]
+        yield base, group, ok, steps_of(ok)
 
 
 def reported(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from snnbench_tables.common import (
     NOT_RUN,
     accuracy_text,
     ann_text,
+    cell_groups,
     finish,
     not_ok_summary,
     reported_for,
@@ -34,6 +35,10 @@ def records(frame: pd.DataFrame) -> pd.DataFrame:
     """One tidy row per (cell, T); failed and skipped cells keep a row with their status."""
     ours = reproduced(frame)
     columns = [*RECORD_COLUMNS, *[c for c in OPTIONAL_RECORD_COLUMNS if c in ours.columns]]
+    # Per-T converted ANNs (cqplus's clamp-quantized CNN): next to ann_top1, and only
+    # when some record has one, so tables of other methods keep their columns.
+    if "converted_ann_top1" in ours.columns and ours["converted_ann_top1"].notna().any():
+        columns.insert(columns.index("ann_top1") + 1, "converted_ann_top1")
     return ours[columns].reset_index(drop=True)
 
 
@@ -80,15 +85,8 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
 
 def curve(frame: pd.DataFrame) -> pd.DataFrame:
     """Accuracy at every T, one row per (dataset, method, architecture, T): mean, std, n."""
-    ours = reproduced(frame)
     rows = []
-    for (dataset, method, arch), group in ours.groupby(
-            ["dataset", "method_label", "arch_label"], sort=True):
-        base = {"dataset": dataset, "method": method, "architecture": arch,
-                "_kind": "reproduced", "_dataset": dataset,
-                "_architecture": group["architecture"].iloc[0]}
-        ok = group[group["status"] == "ok"]
-        steps = steps_of(ok)
+    for base, group, ok, steps in cell_groups(frame):
         if not steps:
             rows.append({**base, "T": NOT_RUN, "score (%)": accuracy_text(group, None),
                          "std": NOT_RUN, "n": 0, "how T was obtained": NOT_RUN})

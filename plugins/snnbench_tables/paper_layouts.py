@@ -11,6 +11,7 @@ from snnbench_tables.common import (
     NOT_RUN,
     accuracy_text,
     ann_text,
+    cell_groups,
     finish,
     not_ok_summary,
     reported_for,
@@ -171,15 +172,8 @@ def _mean(values: pd.Series, scale: float = 1.0) -> str:
 def efficiency(frame: pd.DataFrame) -> pd.DataFrame:
     """Accuracy against cost per sample at each T (means over seeds): firing rate, SOPs,
     effective MACs and ACs, energy, and the energy of the ANN on the same hardware model."""
-    ours = reproduced(frame)
     rows = []
-    for (dataset, method, arch), group in ours.groupby(
-            ["dataset", "method_label", "arch_label"], sort=True):
-        base = {"dataset": dataset, "method": method, "architecture": arch,
-                "_kind": "reproduced", "_dataset": dataset,
-                "_architecture": group["architecture"].iloc[0]}
-        ok = group[group["status"] == "ok"]
-        steps = steps_of(ok)
+    for base, group, ok, steps in cell_groups(frame):
         if not steps:
             status = status_text(group)
             rows.append({**base, "T": NOT_RUN, ACCURACY: status,
