@@ -12,6 +12,7 @@ recorded below.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -256,14 +257,31 @@ def test_timm_requests_it_cannot_honour_are_clear_errors(plugins) -> None:
         vit.build(ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8)))
 
 
-@pytest.mark.parametrize(("model", "activation"),
-                         [("vit_tiny_patch16_224", "GELU"), ("test_efficientnet", "SiLU")])
+@pytest.mark.parametrize(("model", "activation"), [
+    ("vit_tiny_patch16_224", "GELU"), ("test_efficientnet", "SiLU"),
+    # timm's Sigmoid module is `x.sigmoid()`: refused as the tensor method it calls.
+    ("test_byobnet", r"in stages\.0\.0\.attn\.gate \(Sigmoid\) calls the tensor method "
+     r"\.sigmoid\(\)"),
+])
 def test_conversion_refuses_timm_activations_it_cannot_convert(plugins, model,
                                                                activation) -> None:
     network = plugins.architectures.get(f"timm.{model}").build(
         ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32)))
     with pytest.raises(ConversionError, match=activation):
         prepare_conversion(network.eval())
+
+
+def test_untraceable_timm_model_is_refused_naming_its_activations(plugins) -> None:
+    # timm's test ViT has shape-dependent control flow, so torch.fx cannot trace it; its
+    # GELUs are found by scanning its modules.
+    network = plugins.architectures.get("timm.test_vit").build(
+        ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32)))
+    with pytest.raises(ConversionError) as error:
+        prepare_conversion(network.eval())
+    message = str(error.value)
+    assert "VisionTransformer cannot be traced with torch.fx" in message
+    assert re.search(r"cannot reproduce.*: GELU \(blocks\.0\.mlp\.act and \d+ more\)",
+                     message)
 
 
 def test_timm_relus_become_the_requested_activation(plugins) -> None:

@@ -37,15 +37,40 @@ _RELU_FUNCTIONS: dict[object, type[nn.Module]] = {
     torch.relu_: nn.ReLU,
     F.relu6: nn.ReLU6,
 }
-# Activations that no rate-coded neuron reproduces: refused by name.
+# Tensor methods that are a ReLU: `x.relu()` and, in place, `x.relu_()` (see
+# `_redirect_in_place`). Tensors have no relu6 method.
+_RELU_METHODS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "relu_": nn.ReLU}
+# Activations that no rate-coded neuron reproduces: refused by name. (nn.ReLU6 is a
+# subclass of nn.Hardtanh; it is recognised as convertible before this list is read.)
 _UNCONVERTIBLE_MODULES: tuple[type[nn.Module], ...] = (
     nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.SELU, nn.LeakyReLU, nn.PReLU,
-    nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.Softplus, nn.CELU, nn.GLU,
+    nn.RReLU, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Mish, nn.Softplus, nn.CELU,
+    nn.GLU, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink,
+    nn.Threshold,
 )
-_UNCONVERTIBLE_FUNCTIONS: tuple[object, ...] = (
-    F.gelu, F.silu, torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.elu, F.leaky_relu,
-    F.hardswish, F.mish, F.softplus,
+_UNCONVERTIBLE_FUNCTION_NAMES = (
+    "gelu", "silu", "sigmoid", "sigmoid_", "tanh", "tanh_", "elu", "elu_", "selu", "selu_",
+    "celu", "celu_", "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_", "hardswish",
+    "hardsigmoid", "hardtanh", "hardtanh_", "mish", "softplus", "softsign", "logsigmoid",
+    "tanhshrink", "softshrink", "hardshrink", "glu", "threshold", "threshold_",
 )
+# The same activations however they are written: F.gelu, torch.sigmoid, torch.special.expit.
+_UNCONVERTIBLE_FUNCTIONS: frozenset[object] = frozenset(
+    function
+    for namespace in (F, torch)
+    for name in _UNCONVERTIBLE_FUNCTION_NAMES
+    if (function := getattr(namespace, name, None)) is not None
+) | {torch.special.expit}
+# ... and as tensor methods: `x.sigmoid()`, timm's Swish `x.mul(x.sigmoid())`, `x.tanh_()`.
+_UNCONVERTIBLE_METHODS = frozenset({"sigmoid", "sigmoid_", "tanh", "tanh_", "hardshrink"})
+# Class names (lower case, timm's memory-efficient "Me" suffix removed) of activation
+# modules of other libraries (timm's GELU, Swish, HardSwishMe, ...), recognised when a
+# model cannot be traced and its activations can only be found by scanning its modules.
+_UNCONVERTIBLE_CLASS_NAMES = frozenset({
+    "gelu", "gelutanh", "quickgelu", "silu", "swish", "mish", "hardmish", "hardswish",
+    "hardsigmoid", "sigmoid", "tanh", "elu", "selu", "celu", "leakyrelu", "prelu", "rrelu",
+    "softplus", "softsign", "glu", "swiglu", "geglu",
+})
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 SITES_MODULE = "activation_sites"
@@ -168,16 +193,55 @@ class _SiteTracer(fx.Tracer):
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """Symbolically trace `model`, or say clearly why it cannot be converted."""
+    """Symbolically trace `model`, or say clearly why it cannot be converted (and, as
+    its graph is then unknown, which of its modules are activations no neuron converts)."""
     try:
         graph = _SiteTracer().trace(model)
         return fx.GraphModule(model, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types; all mean "not traceable"
+        found = unconvertible_activation_modules(model)
+        also = ""
+        if found:
+            also = (" It also contains activations that spiking neurons cannot reproduce, "
+                    f"so it could not be converted even if traced: {_describe_modules(found)}."
+                    f" Convertible activations: {_convertible_names()}.")
         raise ConversionError(
             f"{type(model).__name__} cannot be traced with torch.fx, so it cannot be "
             f"converted: {type(exc).__name__}: {exc}. Remove data-dependent control flow "
-            "from forward() or wrap that part in a leaf module."
+            f"from forward() or wrap that part in a leaf module.{also}"
         ) from exc
+
+
+def _is_unconvertible_module(module: nn.Module) -> bool:
+    if isinstance(module, tuple(_CONVERTIBLE_MODULES)):
+        return False
+    if isinstance(module, _UNCONVERTIBLE_MODULES):
+        return True
+    name = type(module).__name__.lower()
+    return bool({name, name.removesuffix("me")} & _UNCONVERTIBLE_CLASS_NAMES)
+
+
+def unconvertible_activation_modules(model: nn.Module) -> dict[str, list[str]]:
+    """Activation modules of `model` that no neuron converts, found by scanning its
+    modules (no tracing): class name -> the paths of its instances."""
+    found: dict[str, list[str]] = {}
+    for path, module in model.named_modules():
+        if _is_unconvertible_module(module):
+            found.setdefault(type(module).__name__, []).append(path or "<model>")
+    return found
+
+
+def _describe_modules(found: dict[str, list[str]]) -> str:
+    parts = []
+    for kind, paths in sorted(found.items()):
+        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+        parts.append(f"{kind} ({paths[0]}{more})")
+    return ", ".join(parts)
+
+
+def _convertible_names() -> str:
+    modules = ", ".join(t.__name__ for t in _CONVERTIBLE_MODULES)
+    return f"{modules} modules; F.relu, torch.relu, F.relu6, x.relu(), x.relu_()"
 
 
 def fold_batch_norms(module: fx.GraphModule) -> int:
@@ -213,29 +277,74 @@ def fold_batch_norms(module: fx.GraphModule) -> int:
     return folded
 
 
+def _layer_of(node: fx.Node) -> str:
+    """The module a traced call sits in, e.g. "in layer1.0 (BasicBlock)", from the module
+    stack torch.fx records while tracing."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return "in the model's forward()"
+    path, (_, kind) = next(reversed(stack.items()))
+    return f"in {path} ({getattr(kind, '__name__', kind)})"
+
+
+def _refuse(node: fx.Node, what: str) -> ConversionError:
+    return ConversionError(
+        f"node {node.name!r} {what}, which spiking neurons cannot reproduce. Convertible "
+        f"activations: {_convertible_names()}."
+    )
+
+
 def _activation_type(node: fx.Node, modules: dict[str, nn.Module]) -> type[nn.Module] | None:
+    """The activation `node` is (its site's module type), None when it is no activation;
+    ConversionError for an activation no neuron converts, however it is written."""
     if node.op == "call_module":
         module = modules[str(node.target)]
         if isinstance(module, tuple(_CONVERTIBLE_MODULES)):
             return type(module)
-        if isinstance(module, _UNCONVERTIBLE_MODULES):
-            raise ConversionError(
-                f"node {node.name!r} ({node.target}) is a {type(module).__name__} activation, "
-                "which spiking neurons cannot reproduce. Convertible activations: "
-                f"{', '.join(t.__name__ for t in _CONVERTIBLE_MODULES)}."
-            )
+        if _is_unconvertible_module(module):
+            raise _refuse(node, f"({node.target}) is a {type(module).__name__} activation")
     elif node.op == "call_function":
         if node.target in _RELU_FUNCTIONS:
             return _RELU_FUNCTIONS[node.target]
         if node.target in _UNCONVERTIBLE_FUNCTIONS:
             name = getattr(node.target, "__name__", str(node.target))
-            raise ConversionError(
-                f"node {node.name!r} calls {name}, which spiking neurons cannot reproduce. "
-                "Use ReLU (or a clipped ReLU) activations."
-            )
-    elif node.op == "call_method" and node.target in ("relu", "relu_"):
-        return nn.ReLU
+            raise _refuse(node, f"{_layer_of(node)} calls {name}")
+    elif node.op == "call_method":
+        if node.target in _RELU_METHODS:
+            return _RELU_METHODS[str(node.target)]
+        if node.target in _UNCONVERTIBLE_METHODS:
+            raise _refuse(node, f"{_layer_of(node)} calls the tensor method .{node.target}()")
     return None
+
+
+def _is_in_place(node: fx.Node, module: nn.Module | None) -> bool:
+    """Whether the activation overwrites its input (x.relu_(), torch.relu_,
+    F.relu(x, inplace=True), nn.ReLU(inplace=True))."""
+    if node.op == "call_method":
+        return str(node.target).endswith("_")
+    if node.op == "call_function":
+        if node.target is torch.relu_:
+            return True
+        return bool(node.kwargs.get("inplace", False)) or (
+            len(node.args) > 1 and node.args[1] is True)
+    return bool(getattr(module, "inplace", False))
+
+
+def _redirect_in_place(activation: fx.Node, replacement: fx.Node) -> None:
+    """An in-place activation changed its input tensor, so every later reader of that
+    input read the activated values; the site computes out of place, so those readers
+    are pointed at its output. (`y = conv(x); y.relu_(); return pool(y)`: pool reads y.)"""
+    source = activation.args[0]
+    if not isinstance(source, fx.Node):
+        return
+    later: set[fx.Node] = set()
+    cursor = activation.next
+    while cursor.op != "root":
+        later.add(cursor)
+        cursor = cursor.next
+    for user in list(source.users):
+        if user in later:
+            user.replace_input_with(source, replacement)
 
 
 def _collect_sites(module: fx.GraphModule) -> list[ActivationSite]:
@@ -247,9 +356,9 @@ def _collect_sites(module: fx.GraphModule) -> list[ActivationSite]:
         kind = _activation_type(node, modules)
         if kind is None:
             continue
-        activation = (
-            copy.deepcopy(modules[str(node.target)]) if node.op == "call_module" else kind()
-        )
+        original = modules[str(node.target)] if node.op == "call_module" else None
+        in_place = _is_in_place(node, original)
+        activation = copy.deepcopy(original) if original is not None else kind()
         if hasattr(activation, "inplace"):
             activation.inplace = False  # in-place ops would corrupt observed activations
         target = f"{SITES_MODULE}.site_{len(found)}"
@@ -257,6 +366,8 @@ def _collect_sites(module: fx.GraphModule) -> list[ActivationSite]:
         with module.graph.inserting_before(node):
             replacement = module.graph.call_module(target, args=(node.args[0],))
         node.replace_all_uses_with(replacement)
+        if in_place:
+            _redirect_in_place(node, replacement)
         module.graph.erase_node(node)
         replacement.name = node.name
         found.append((replacement, activation))
@@ -265,7 +376,7 @@ def _collect_sites(module: fx.GraphModule) -> list[ActivationSite]:
         raise ConversionError(
             "the model has no activation to replace by a spiking neuron "
             f"(its layers: {', '.join(layers) or 'none'}); convertible activations: "
-            f"{', '.join(t.__name__ for t in _CONVERTIBLE_MODULES)}."
+            f"{_convertible_names()}."
         )
     module.delete_all_unused_submodules()
     module.recompile()
@@ -299,4 +410,5 @@ __all__ = [
     "prepare_conversion",
     "register_convertible_activation",
     "trace",
+    "unconvertible_activation_modules",
 ]
