@@ -114,6 +114,16 @@ class ClampQuantize(nn.Module):
         return f"levels={self.levels}"
 
 
+class _PositiveSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, minimum: float) -> torch.Tensor:
+        return x.clamp(min=minimum)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
 class QCFS(nn.Module):
     """Quantization-clip-floor-shift (Bu et al., ICLR 2022):
 
@@ -121,25 +131,42 @@ class QCFS(nn.Module):
 
     with a trainable threshold `lam` (one per layer) and L levels; the floor has a
     straight-through gradient, so lam learns through the clip and the scaling.
+
+    lam is used as max(lam, `min_threshold`), with a straight-through gradient: SGD at
+    the authors' learning rate can push the raw parameter through zero (the layer then
+    computes a mirrored, meaningless function and cannot be converted); held at the
+    floor it keeps the activation's meaning and can still grow back.
+    `effective_threshold()` is the value the forward pass uses, and what an IF neuron
+    converting this layer must take as its threshold.
     """
 
     threshold: nn.Parameter
 
-    def __init__(self, levels: int, threshold: float = 8.0) -> None:
+    def __init__(self, levels: int, threshold: float = 8.0, min_threshold: float = 1e-2) -> None:
         super().__init__()
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise ValueError(f"QCFS needs a positive integer number of levels L, got {levels!r}")
         if not threshold > 0:
             raise ValueError(f"QCFS needs a positive initial threshold, got {threshold}")
+        if not 0 < min_threshold <= threshold:
+            raise ValueError(f"QCFS needs 0 < min_threshold <= threshold, got {min_threshold}")
         self.levels = levels
+        self.min_threshold = float(min_threshold)
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
+    def effective_threshold(self) -> torch.Tensor:
+        """lam as the forward pass uses it: the parameter, floored at `min_threshold`."""
+        result: torch.Tensor = _PositiveSTE.apply(self.threshold, self.min_threshold)
+        return result
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        steps = floor_ste(x * self.levels / self.threshold + 0.5)
-        return torch.clamp(steps, 0, self.levels) * self.threshold / self.levels
+        lam = self.effective_threshold()
+        steps = floor_ste(x * self.levels / lam + 0.5)
+        return torch.clamp(steps, 0, self.levels) * lam / self.levels
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+        return (f"levels={self.levels}, threshold={float(self.effective_threshold()):.4g}, "
+                f"min_threshold={self.min_threshold:g}")
 
 
 for _activation in (ThresholdReLU, ClampQuantize, QCFS):
