@@ -194,8 +194,8 @@ DETECTION_METRICS = ["map", "map50"]
 
 TIDY_COLUMNS = [
     "cell_id", "method", "method_version", "family", "architecture", "width", "dataset",
-    "seed", "T", "top1", "top5", "ann_top1", *DETECTION_METRICS, "ann_map", "ann_map50",
-    "metric", "firing_rate", *PER_T_METRICS, *CELL_METRICS,
+    "seed", "T", "top1", "top5", "ann_top1", "converted_ann_top1", *DETECTION_METRICS,
+    "ann_map", "ann_map50", "metric", "firing_rate", *PER_T_METRICS, *CELL_METRICS,
     "metrics_version", "energy_table", "t_source", "status", "error",
 ]
 
@@ -208,6 +208,16 @@ def _metrics_columns(record: dict[str, Any]) -> dict[str, Any]:
         "metrics_version": metrics.get("version"),
         "energy_table": f"{table['name']} v{table['version']}" if table else None,
     }
+
+
+def _converted_ann_top1(record: dict[str, Any], steps: int) -> float:
+    """The accuracy of the network the SNN at `steps` was converted from, where the method
+    derives one per T from the cell's ANN and notes it in its build (`converted_ann_top1`;
+    cqplus's clamp-quantized CNN, for instance); NaN otherwise."""
+    for build in record.get("builds") or []:
+        if build.get("T") in (steps, None) and "converted_ann_top1" in build:
+            return _finite(build["converted_ann_top1"])
+    return math.nan
 
 
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -236,7 +246,8 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         entries = record.get("per_T") or []
         if record["status"] != STATUS_OK or not entries:
             rows.append({**base, "T": None, "top1": math.nan, "top5": math.nan,
-                         "firing_rate": math.nan, **dict.fromkeys(PER_T_METRICS, math.nan),
+                         "converted_ann_top1": math.nan, "firing_rate": math.nan,
+                         **dict.fromkeys(PER_T_METRICS, math.nan),
                          **dict.fromkeys(DETECTION_METRICS, math.nan),
                          "t_source": None})
             continue
@@ -246,6 +257,7 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "T": int(entry["T"]),
                 "top1": _finite(entry.get("top1")),
                 "top5": _finite(entry.get("top5")),
+                "converted_ann_top1": _converted_ann_top1(record, int(entry["T"])),
                 "firing_rate": _finite(entry.get("firing_rate")),
                 **{key: _finite(entry.get(key)) for key in PER_T_METRICS},
                 **{key: _finite(entry.get(key)) for key in DETECTION_METRICS},

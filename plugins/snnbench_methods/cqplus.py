@@ -21,7 +21,8 @@ Per T (Q = T unless `Q` is set):
    T times the CNN's quantized activation and
    theta_c <- theta_c - 0.1 * (sum(T q_c) - sum(spikes_c)) / (B H W T), without gradients.
    The quantized CNN's test accuracy is recorded in the build notes
-   (`quantized_ann_top1`), since it is what the SNN should match at T = Q.
+   (`converted_ann_top1`, a column of the records table), since it is what the SNN
+   should match at T = Q.
 
 Deviations:
 - The "parameterized input encoding" named in the TPAMI abstract is not visible in the
@@ -185,8 +186,10 @@ def build(ctx: MethodContext) -> nn.Module:
         epochs=int(params["retrain_epochs"]), batch_size=64, optimizer="adam",
         lr=float(params["retrain_lr"]), weight_decay=0.0), label=f"CQ retraining (Q={levels})")
     cq.eval()
+    # The CQ network is the ANN this T's SNN converts: its accuracy goes in the records
+    # table next to the ReLU ANN's (column converted_ann_top1).
     ctx.notes.update(Q=levels, cq_retraining=summary,
-                     quantized_ann_top1=evaluate_ann(cq, ctx.loader("test"), ctx.device)["top1"])
+                     converted_ann_top1=evaluate_ann(cq, ctx.loader("test"), ctx.device)["top1"])
 
     start = time.perf_counter()
     graph = prepare_conversion(cq.body)  # folds BN; the CQ modules are the sites
