@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -104,9 +106,26 @@ def test_softreset_options_non_spiking_readout_and_anytime_shift() -> None:
     assert not isinstance(snn, softreset.SpikingClassifier)
     ctx = context(net, softreset.ANYTIME_PARAMS, steps=None)
     snn = softreset.SOFTRESET_ANYTIME.build(ctx)
-    neuron = next(m for m in snn.modules() if isinstance(m, IFNeuron))
-    assert neuron.input_shift.item() == pytest.approx(neuron.threshold.item() / 64)
+    neurons = [m for m in snn.modules() if isinstance(m, IFNeuron)]
+    assert len(neurons) == 3 and all(isinstance(n, softreset.WindowedShiftIF) for n in neurons)
+    assert neurons[0].shift.item() == pytest.approx(neurons[0].threshold.item() / 64)
+    assert neurons[0].shift_steps == 32 and neurons[0].input_shift.item() == 0.0
     assert softreset.recipe(softreset.PARAMS).batch_norm is False
+
+
+def test_anytime_shift_adds_half_a_threshold_in_all_whatever_the_horizon() -> None:
+    # V = 1, a = 0.3 per step, shift 1/8 during 4 steps. Over 10 steps the neuron gets
+    # 3.0 + 0.5 = 3.5: 3 spikes (a shift kept on would add 10/8: 4.25, 4 spikes).
+    windowed = softreset.WindowedShiftIF(1.0, 1 / 8, 4)
+    x = torch.full((10, 1), 0.3)
+    assert windowed(x, 10).sum().item() == 3.0
+    always = IFNeuron(1.0, reset="subtract", amplitude="threshold", input_shift=1 / 8)
+    assert always(x, 10).sum().item() == 4.0
+    # Within the window both are the authors' neuron, spike for spike.
+    x = torch.rand(4, 5, 3)
+    assert torch.equal(windowed(x.flatten(0, 1), 4), always(x.flatten(0, 1), 4))
+    # At T = 256 the rate rounds: 0.3 * 256 + 0.5 = 77.3 -> 77 spikes.
+    assert windowed(torch.full((256, 1), 0.3), 256).sum().item() == 77.0
 
 
 # --- qcfs -----------------------------------------------------------------------------
@@ -127,6 +146,32 @@ def test_qcfs_snn_at_T_equal_L_matches_its_ann_on_the_first_layer_and_closely_af
     rate = snn_out["snn"][0].unflatten(0, (4, 64)).mean(0)
     assert torch.allclose(rate, ann_out["ann"][0], atol=1e-5)  # exact for a constant input
     assert (out.argmax(1) == logits.argmax(1)).float().mean() >= 0.9
+
+
+def test_qcfs_threshold_is_kept_positive_and_converts() -> None:
+    # A clipped input pushes lam down by 1 per element: SGD at lr 1 drives the raw
+    # parameter through zero; the layer keeps computing with lam = min_threshold.
+    act = QCFS(4, threshold=0.5, min_threshold=0.01)
+    opt = torch.optim.SGD(act.parameters(), lr=1.0)
+    for _ in range(3):
+        opt.zero_grad()
+        act(torch.full((4,), 10.0)).sum().backward()
+        opt.step()
+    assert act.threshold.item() < 0
+    assert act.effective_threshold().item() == pytest.approx(0.01)
+    # Steps of lam / L = 0.0025, rounded: 0.001 -> 0, 0.004 -> 2 steps, 5.0 -> clipped.
+    assert act(torch.tensor([-1.0, 0.001, 0.004, 5.0])).tolist() == pytest.approx(
+        [0.0, 0.0, 0.005, 0.01])
+    # The gradient still reaches the raw parameter, so lam can grow back.
+    act.threshold.grad = None
+    act(torch.tensor([0.004])).sum().backward()
+    assert act.threshold.grad is not None and act.threshold.grad.item() != 0.0
+    net = make(functools.partial(QCFS, 4, 1.5))
+    with torch.no_grad():
+        net.act2.threshold.fill_(-0.7)
+    ctx = context(net, qcfs.PARAMS, steps=None)
+    qcfs.QCFS_METHOD.build(ctx)
+    assert ctx.notes["thresholds"][1] == pytest.approx(0.01)
 
 
 def test_qcfs_refuses_an_ann_without_qcfs_activations() -> None:
@@ -194,7 +239,7 @@ def test_cqplus_build_records_the_quantized_ann_and_threshold_training(monkeypat
     for steps, trained in ((4, True), (128, False)):
         ctx = context(make(nn.ReLU), cqplus.PARAMS, steps)
         network = cqplus.CQPLUS.build(ctx)
-        assert ctx.notes["Q"] == steps and ctx.notes["quantized_ann_top1"] == 50.0
+        assert ctx.notes["Q"] == steps and ctx.notes["converted_ann_top1"] == 50.0
         assert ctx.notes["threshold_training"] is trained
         assert network.encoder is not None and network.encoder.levels == steps
         neurons = [m for m in network.modules() if isinstance(m, IFNeuron)]
@@ -230,7 +275,7 @@ def test_bad_parameters_exit_2_before_any_training(tmp_path: Path, capsys, setti
     assert not (tmp_path / "r").exists()
 
 
-def test_each_method_runs_a_digits_cell(tmp_path: Path) -> None:
+def test_each_method_runs_a_digits_cell(tmp_path: Path, capsys) -> None:
     code = main(["run", "--methods", "calib,softreset,cqplus,qcfs", "--archs", "vgg11",
                  "--T", "2", "--epochs", "1", "--results", str(tmp_path / "r"),
                  "--cache", str(tmp_path / "c"), "--quiet",
@@ -242,5 +287,36 @@ def test_each_method_runs_a_digits_cell(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" for r in records.values())
     assert records["calib"]["builds"][0]["calibration_samples"] == 256
     assert records["cqplus"]["builds"][0]["threshold_training"] is True
-    assert records["qcfs"]["method"]["ann_recipe"] == "qcfs_l4_lam3"
+    assert records["qcfs"]["method"]["ann_recipe"].startswith("qcfs_l4_lam3")
     assert records["softreset"]["method"]["t_mode"] == "per_t"
+    # The records table shows the CQ network next to the ReLU ANN, for cqplus only.
+    capsys.readouterr()
+    assert main(["table", "--layout", "records", "--format", "csv",
+                 "--results", str(tmp_path / "r")]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    by_method = {row["method"]: row for row in rows}
+    quantized = records["cqplus"]["builds"][0]["converted_ann_top1"]
+    assert float(by_method["cqplus"]["converted_ann_top1"]) == pytest.approx(quantized)
+    assert by_method["qcfs"]["converted_ann_top1"] == ""
+
+
+UNCONVERTIBLE = [
+    (softreset.SOFTRESET, functools.partial(ThresholdReLU, 1.0), False, 4),
+    (softreset.SOFTRESET_ANYTIME, functools.partial(ThresholdReLU, 1.0), False, None),
+    (cqplus.CQPLUS, nn.ReLU, True, 4),
+    (qcfs.QCFS_METHOD, functools.partial(QCFS, 4, 1.5), True, None),
+]
+
+
+@pytest.mark.parametrize("spec,act,bn,steps", UNCONVERTIBLE, ids=lambda v: getattr(v, "name", ""))
+def test_unconvertible_models_fail_naming_the_layer_and_what_is_supported(
+        spec, act, bn: bool, steps: int | None) -> None:
+    params = dict(spec.params)
+    net = make(act, bn=bn, pool=nn.MaxPool2d(2))
+    with pytest.raises(ConversionError,
+                       match=rf"{spec.name}: node 'pool'.*max pooling.*Use average pooling"):
+        spec.build(context(net, params, steps))
+    net = make(act, bn=bn)
+    net.act2 = nn.GELU()
+    with pytest.raises(ConversionError, match=r"'act2'.*GELU.*(converts|Convertible)"):
+        spec.build(context(net, params, steps))
