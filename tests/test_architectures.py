@@ -4,9 +4,8 @@ with its ANN on at least 95% of the digits test split. A newly registered archit
 enrolled automatically; a family (`timm`) is enrolled through the examples its spec names.
 
 Training and simulating 360 digits for 256 steps costs 5 s to 100 s per network on one
-core, so the agreement test of the costly networks, and of those whose naive conversion
-needs more than 256 steps, runs only with SNNBENCH_SLOW_TESTS=1; what they measured is
-recorded below.
+core, so the agreement test of the costly networks runs only with SNNBENCH_SLOW_TESTS=1;
+what they measured is recorded below. No architecture is excused from the 95% bar.
 """
 
 from __future__ import annotations
@@ -49,43 +48,33 @@ SHAPES = [(1, 8, 8), (3, 32, 32), (2, 48, 48), (3, 224, 224)]
 AGREEMENT_T = 256
 SLOW_TESTS = os.environ.get("SNNBENCH_SLOW_TESTS", "") == "1"
 # Agreement of naive conversion at T = 256 with the ANN on the 360 test digits, measured
-# after the digits training (8 epochs, default width). These hold, but each costs 20 s to
-# 100 s on one core.
+# after the digits training (8 epochs, default width). Each costs 15 s to 100 s on one
+# core, so these run only with SNNBENCH_SLOW_TESTS=1; there the 95% bar holds for every
+# architecture like the others, with no exception.
 SLOW_AGREEMENT = {
     "densenet121": "99.2%",
     "densenet_bc100": "99.2%",
+    "mobilenet_v2": "97.5%",
     "regnetx_400mf": "96.4%",
     "resnet19": "98.1%",
     "resnet34": "95.6%",
     "resnet50": "95.8%",
     "timm.regnetx_002": "97.2%",
-}
-# Naive conversion has not converged at T = 256 for these, whatever the training: the
-# max-activation thresholds leave their many sequential layers firing rarely (MobileNet's
-# depthwise layers peak at 10-30 times their typical activation) and every layer adds
-# latency. Agreement at T = 256 on the test split, measured as above (in brackets: on the
-# first 120 test digits at a larger T).
-NAIVE_NEEDS_MORE_STEPS = {
-    "vgg16": "85.6% (96.7% at T = 1024)",
-    "mobilenet_v1": "29.4% (82.5% at T = 1024)",
-    "mobilenet_v2": "90.3% (91.7% at T = 512)",
+    # Below the bar, so a slow run fails on them: the max-activation thresholds of 13
+    # (vgg16) or 27 (mobilenet_v1) sequential layers need more steps. vgg16's last six
+    # convolutions run on 1x1 maps on digits (pools are skipped only below 1x1); with the
+    # pools stopping at 2x2, as the MobileNets' downsampling does, its ANN reaches 94.7%
+    # and the agreement 95.3%.
+    "vgg16": "72.2% (95.6% at T = 512 after 24 epochs)",
+    "mobilenet_v1": "66.9% (ANN 91.9%)",
 }
 
 
 def agreement_cases() -> list[object]:
-    cases: list[object] = []
-    for name in ARCHITECTURES:
-        marks = []
-        if name in NAIVE_NEEDS_MORE_STEPS:
-            marks.append(pytest.mark.xfail(strict=True, reason=(
-                f"naive conversion of {name} needs more than {AGREEMENT_T} steps: "
-                f"agreement {NAIVE_NEEDS_MORE_STEPS[name]}")))
-        measured = SLOW_AGREEMENT.get(name) or NAIVE_NEEDS_MORE_STEPS.get(name)
-        if measured is not None:
-            marks.append(pytest.mark.skipif(not SLOW_TESTS, reason=(
-                f"slow: set SNNBENCH_SLOW_TESTS=1 (measured agreement {measured})")))
-        cases.append(pytest.param(name, marks=marks, id=name))
-    return cases
+    return [pytest.param(name, id=name, marks=[pytest.mark.skipif(
+        name in SLOW_AGREEMENT and not SLOW_TESTS,
+        reason=f"slow: set SNNBENCH_SLOW_TESTS=1 (measured agreement {SLOW_AGREEMENT.get(name)})",
+    )]) for name in ARCHITECTURES]
 
 
 def is_member(name: str) -> bool:
@@ -202,6 +191,37 @@ def test_vgg_star_keeps_its_valid_convolution_on_32x32(plugins) -> None:
     assert [c.out_channels for c in convs] == [128, 128, 256, 256, 512, 512, 1024]
     assert convs[-1].padding == (0, 0)
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+
+
+def test_stage_strides_keep_the_earliest_stages_at_stride_1() -> None:
+    from snnbench_architectures.common import stage_strides
+
+    assert stage_strides(8, 4) == [1, 2, 2, 2]  # 8 -> 4 -> 2 -> 1
+    assert stage_strides(8, 4, smallest=2) == [1, 1, 2, 2]  # 8 -> 4 -> 2
+    assert stage_strides(8, 3, smallest=2) == [1, 2, 2]
+    assert stage_strides(32, 4, smallest=2) == [2, 2, 2, 2]  # 32 -> 2, as before
+    assert stage_strides(2, 3, smallest=2) == [1, 1, 1]
+
+
+@pytest.mark.parametrize(("name", "shape", "side"), [
+    ("mobilenet_v1", (1, 8, 8), 2), ("mobilenet_v2", (1, 8, 8), 2),
+    ("mobilenet_v1", (3, 32, 32), 2), ("mobilenet_v1", (2, 48, 48), 3),
+    ("mobilenet_v2", (2, 48, 48), 6),
+])
+def test_mobilenets_downsample_no_further_than_2x2(plugins, name, shape, side) -> None:
+    # On a 1x1 map a depthwise 3x3 convolution is a per-channel scale; the MobileNets
+    # stop at 2x2 as their CIFAR adaptations do (see snnbench_architectures.mobilenet).
+    model = plugins.architectures.get(name).build(
+        ArchitectureRequest(num_classes=10, input_shape=shape, width=0.25)).eval()
+    depthwise_maps = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.groups > 1:
+            module.register_forward_hook(
+                lambda _m, _i, out: depthwise_maps.append(tuple(out.shape[-2:])))
+    with torch.no_grad():
+        model(torch.rand(1, *shape))
+    assert min(depthwise_maps) == (side, side)
+    assert depthwise_maps[-1] == (side, side)
 
 
 def test_relu6_factory_reaches_every_mobilenet_v2_activation(plugins) -> None:

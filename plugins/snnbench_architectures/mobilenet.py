@@ -2,9 +2,15 @@
 
 Both start with a 3x3 stride-2 convolution; for inputs up to 64x64 it keeps stride 1
 (and V2's first stride-2 stage, the 24-channel one, keeps stride 1 too, the usual CIFAR
-adaptation). When the input cannot be halved by every later stride-2 stage, the
-earliest of them keep stride 1: on 8x8 digits V1's five 512-channel blocks then run on
-2x2 maps, not 1x1, and V1 reaches 79% instead of 55% with the digits training. V2's
+adaptation). Downsampling stops at a 2x2 map, where the CIFAR adaptations end (32x32
+input): when the input cannot be halved by every later stride-2 stage, the earliest of
+them keep stride 1. On a 1x1 map a depthwise 3x3 convolution degenerates into a
+per-channel scale, and the stride-2 one producing that map sees 4 of its 9 inputs: on
+8x8 digits (where V1's 1024-channel and V2's 160- and 320-channel stages would otherwise
+run on 1x1 maps) the ANNs then reach 92% (V1) and 96% (V2) instead of 81% and 73% with
+the digits training, and convert far better (V2: `calib` at T = 32 within 1 point of the
+ANN instead of 8; naive at T = 256 agreeing with the ANN on 97.5% of the test digits
+instead of 22%). V2's
 residual branches start at zero (last BN, Goyal et al., 2017), which it needs to train at
 the suite's learning rate. The width multiplier scales every channel count uniformly,
 including V2's 1280-channel last convolution (the original keeps it at 1280 for
@@ -35,6 +41,8 @@ from snnbench_architectures.common import (
 )
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
+# Downsampling stops at this side (see the module docstring).
+SMALLEST_MAP = 2
 # (output channels, stride) of each depthwise-separable block of MobileNet V1.
 V1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
              (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
@@ -55,7 +63,8 @@ def mobilenet_v1(request: ArchitectureRequest) -> nn.Module:
     channels = scaled(32, request.width)
     stem, size = _stem(in_channels, channels, size, request)
     layers: list[nn.Module] = [*input_layers(request), *stem]
-    strides = iter(stage_strides(size, sum(s == 2 for _, s in V1_BLOCKS)))
+    strides = iter(stage_strides(size, sum(s == 2 for _, s in V1_BLOCKS),
+                                 smallest=SMALLEST_MAP))
     for out, stride in V1_BLOCKS:
         if stride == 2:
             stride = next(strides)
@@ -98,7 +107,8 @@ def mobilenet_v2(request: ArchitectureRequest) -> nn.Module:
     channels = scaled(32, request.width)
     stem, size = _stem(in_channels, channels, size, request)
     layers: list[nn.Module] = [*input_layers(request), *stem]
-    strides = iter(stage_strides(size, sum(s == 2 for *_, s in stages)))
+    strides = iter(stage_strides(size, sum(s == 2 for *_, s in stages),
+                                 smallest=SMALLEST_MAP))
     for expansion, out, repeats, first_stride in stages:
         stride = next(strides) if first_stride == 2 else 1
         out_channels = scaled(out, request.width)
@@ -118,8 +128,9 @@ SPECS = [
         description="MobileNet V1: 13 depthwise-separable blocks, 32-1024 channels at width 1",
         citation="Howard et al., MobileNets: Efficient Convolutional Neural Networks for "
         "Mobile Vision Applications, arXiv:1704.04861, 2017",
-        deviations="Stem stride 1 for inputs up to 64x64; stride-2 blocks keep stride 1 "
-        "once the map is 1x1; uniform width scaling (at least 4 channels, no rounding to "
+        deviations="Stem stride 1 for inputs up to 64x64; the earliest stride-2 blocks "
+        "keep stride 1 when the input is too small to reach 2x2 otherwise (8x8 digits end "
+        "at 2x2, as CIFAR does); uniform width scaling (at least 4 channels, no rounding to "
         "multiples of 8); the method's activation everywhere; no dropout.",
     ),
     ArchitectureSpec(
@@ -131,6 +142,8 @@ SPECS = [
         deviations="Every ReLU6 is the method's activation (plain ReLU for conversion "
         "baselines; pass nn.ReLU6 to keep the clip, which conversion handles as a clipped "
         "activation); for inputs up to 64x64 the stem and the 24-channel stage keep "
-        "stride 1; the 1280-channel head is scaled with the width; no dropout.",
+        "stride 1, and the earliest later stride-2 stages keep stride 1 when the input is "
+        "too small to reach 2x2 otherwise (8x8 digits end at 2x2, as CIFAR does); the "
+        "1280-channel head is scaled with the width; no dropout.",
     ),
 ]
