@@ -104,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_steps,
         split_list,
     )
+    from snnbench_suite.preflight import check_architectures
     from snnbench_suite.progress import LineReporter, Reporter, RichReporter
     from snnbench_suite.results import check_writable_folder
     from snnbench_suite.runner import run_plan
@@ -143,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"note: {note}")
     settings = RunSettings(results_dir=results_dir, cache_dir=cache_dir,
                            data_root=data_root, device=device, **hardware)
+    check_architectures(plugins, plan, settings)
     reporter = (Reporter() if args.quiet else RichReporter(err) if err.is_terminal
                 else LineReporter(err))
     summary = run_plan(plan, plugins, settings, reporter, executor,

@@ -210,3 +210,17 @@ def test_console_script_exit_code() -> None:
                              "naive", "--T", "0"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "--T: 0 is not a positive integer" in result.stderr
+
+
+def test_an_architecture_that_cannot_take_the_input_stops_the_run_before_any_cell(
+        tmp_path, capsys) -> None:
+    # timm's test ViT cuts 16x16 patches: the 8x8 digits are too small for it. The run stops
+    # at planning with exit 2, before vgg11 (listed first, and fine) trains anything.
+    code = run_cli(*quick(tmp_path, "--methods", "naive", "--archs", "vgg11,timm.test_vit",
+                          "--T", "4"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'timm.test_vit'" in err and "digits's 1x8x8 input" in err
+    assert not list((tmp_path / "results").glob("*.json"))
+    assert not (tmp_path / "cache" / "anns").exists() or not any(
+        (tmp_path / "cache" / "anns").glob("*.safetensors"))
