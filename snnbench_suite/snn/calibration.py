@@ -23,6 +23,16 @@ from snnbench_suite.snn.temporal import unfold_time
 CALIBRATION_ROWS = 8192
 
 
+def _check_candidates(candidates: int, step: float) -> None:
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}")
+    if candidates > 1 and not (step > 0 and step * (candidates - 1) < 1):
+        raise ValueError(
+            f"step * (candidates - 1) must lie in (0, 1) so every candidate is positive; "
+            f"got step={step}, candidates={candidates}"
+        )
+
+
 def mmse_threshold(
     activations: torch.Tensor,
     num_steps: int,
@@ -33,13 +43,7 @@ def mmse_threshold(
 ) -> float:
     """The threshold V among `max * (1 - step * i)`, i < candidates, that minimises
     `mean((a - clip_floor(a; V, T))^2)`. Returns 0.0 when no activation is positive."""
-    if candidates < 1:
-        raise ValueError(f"candidates must be >= 1, got {candidates}")
-    if candidates > 1 and not (step > 0 and step * (candidates - 1) < 1):
-        raise ValueError(
-            f"step * (candidates - 1) must lie in (0, 1) so every candidate is positive; "
-            f"got step={step}, candidates={candidates}"
-        )
+    _check_candidates(candidates, step)
     values = activations.detach().flatten().double()
     top = float(values.max())
     if top <= 0:
@@ -66,9 +70,7 @@ def mmse_channel_thresholds(
     if activations.dim() < 2:
         raise ValueError(f"per-channel thresholds need [B, C, ...] activations, got shape "
                          f"{tuple(activations.shape)}")
-    if candidates < 1 or (candidates > 1 and not (step > 0 and step * (candidates - 1) < 1)):
-        raise ValueError(f"candidates must be >= 1 and step * (candidates - 1) in (0, 1); "
-                         f"got step={step}, candidates={candidates}")
+    _check_candidates(candidates, step)
     channels = activations.shape[1]
     values = activations.detach().transpose(0, 1).reshape(channels, -1).double()
     top = values.max(dim=1).values.clamp_min(0.0)
