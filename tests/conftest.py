@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from snnbench_suite.plugins import Plugins, load_plugins
+
+
+def _share_the_cores_between_xdist_workers() -> None:
+    """Give each xdist worker its share of the cores. torch otherwise starts one thread
+    per core in every worker, and on a small machine the workers' threads then fight for
+    the same cores: the same test took three times as long from one run to the next."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    # Subprocesses the tests start (the CLI, spawned executors) inherit the setting.
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, threads)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+_share_the_cores_between_xdist_workers()
 
 
 @pytest.fixture
