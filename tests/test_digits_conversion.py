@@ -31,9 +31,10 @@ def test_converted_bn_network_at_T512_is_within_one_point_of_its_ann(plugins, tm
 
 def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_path: Path):
     """calib and calib.light at T = 4 on one BN-trained vgg11 (one ANN, shared through the
-    cache): far above naive, and above calib with the paper's per-step shift and floor
-    search (measured, seed 0: ANN 97.5, calib 92.5, calib.light 95.6, the paper's form
-    76.1, naive 10.3)."""
+    cache): close to the ANN, far above naive, and above calib with the paper's per-step
+    shift and floor search (measured, seed 0: ANN 98.89, calib 97.78, calib.light 97.22,
+    the paper's form 88.06, naive 9.72). The bound on the gap to the ANN leaves room for
+    a few test digits (one is 0.28 points) to flip with the thread count."""
     settings = RunSettings(results_dir=tmp_path / "r", cache_dir=tmp_path / "c",
                            data_root=None, device=torch.device("cpu"))
     runner = CellRunner(plugins, settings, Reporter())
@@ -51,5 +52,6 @@ def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_pa
                                    "calib.channel_wise=false"])
     naive, _ = top1_at_4("naive", [])
     assert ann > 95.0
+    assert ann - min(calib, light) <= 3.0
     assert min(calib, light) > naive + 30
     assert min(calib, light) > paper + 5
