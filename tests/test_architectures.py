@@ -52,13 +52,13 @@ SLOW_TESTS = os.environ.get("SNNBENCH_SLOW_TESTS", "") == "1"
 # core, so these run only with SNNBENCH_SLOW_TESTS=1; there the bar is the same 95% as for
 # every other architecture, with no exception.
 SLOW_AGREEMENT = {
-    "densenet121": "99.2%",
+    "densenet121": "98.9%",
     "densenet_bc100": "99.2%",
     "mobilenet_v2": "97.5%",
-    "regnetx_400mf": "96.4%",
+    "regnetx_400mf": "97.8%",
     "resnet19": "98.1%",
     "resnet34": "95.6%",
-    "resnet50": "95.8%",
+    "resnet50": "97.5% (94.4% while its last stage ran on 1x1 maps)",
     "timm.regnetx_002": "97.2%",
     # Just above the bar since VGG's pools stop leaving convolutions on 1x1 maps (it was
     # 72.2% with six convolutions on 1x1 maps and an ANN at 79.4%).
@@ -196,8 +196,8 @@ def test_vgg_star_keeps_its_valid_convolution_on_32x32(plugins) -> None:
 def test_stage_strides_keep_the_earliest_stages_at_stride_1() -> None:
     from snnbench_architectures.common import stage_strides
 
-    assert stage_strides(8, 4) == [1, 2, 2, 2]  # 8 -> 4 -> 2 -> 1
-    assert stage_strides(8, 4, smallest=2) == [1, 1, 2, 2]  # 8 -> 4 -> 2
+    assert stage_strides(8, 4, smallest=1) == [1, 2, 2, 2]  # 8 -> 4 -> 2 -> 1
+    assert stage_strides(8, 4) == [1, 1, 2, 2]  # 8 -> 4 -> 2, the default smallest map
     assert stage_strides(8, 3, smallest=2) == [1, 2, 2]
     assert stage_strides(32, 4, smallest=2) == [2, 2, 2, 2]  # 32 -> 2, as before
     assert stage_strides(2, 3, smallest=2) == [1, 1, 1]
@@ -233,6 +233,20 @@ def _conv_map_sides(model: nn.Module, shape: tuple[int, ...]) -> list[int]:
     with torch.no_grad():
         model.eval()(torch.rand(1, *shape))
     return sides
+
+
+BUILT_IN = [entry.name for entry in PLUGINS.architectures.entries()
+            if entry.value.variants is None
+            and entry.value.build.__module__.startswith("snnbench_architectures.")]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_no_built_in_architecture_runs_a_3x3_convolution_on_a_1x1_map(plugins, name) -> None:
+    # On 8x8 digits every family can halve twice; a third halving would leave its last
+    # stage's 3x3 kernels on a 1x1 map, where only the centre tap sees the input.
+    model = plugins.architectures.get(name).build(
+        ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8), width=0.25))
+    assert min(_conv_map_sides(model, (1, 8, 8))) == 2
 
 
 @pytest.mark.parametrize(("name", "shape", "sides"), [

@@ -1,5 +1,5 @@
 """Pieces every architecture shares: input normalisation, request checks, width scaling,
-the stem chosen by input size, and the rule that keeps downsampling above 1x1."""
+the stem chosen by input size, and the rule that stops downsampling at 2x2."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ MIN_CHANNELS = 4
 # Below 4x4 a 3x3 convolution sees more zero padding than image, and no stage can
 # downsample; such an input is refused rather than run through a degenerate network.
 MIN_INPUT_SIZE = 4
+# Downsampling stops at this side. On a 1x1 map a 3x3 convolution is only its centre tap
+# (a depthwise one a per-channel scale), so a network whose last stages run there is no
+# longer the architecture it is named after; CIFAR adaptations end at 2x2 or more. On 8x8
+# digits every family reaches 2x2 after two halvings.
+SMALLEST_MAP = 2
 
 
 class Normalize(nn.Module):
@@ -72,27 +77,27 @@ def is_small(size: int) -> bool:
 
 
 def downsample(size: int) -> tuple[int, int]:
-    """(stride, new size) for a stage that halves the map: stride 1 once the map is 1x1,
-    so no number of stages takes the feature map below 1x1. The size rounds up, as a
-    padded 3x3 (or 1x1) convolution with stride 2 does."""
-    if size < 2:
+    """(stride, new size) for a stage that halves the map: stride 1 once halving would go
+    below SMALLEST_MAP, so the *latest* stages keep the smallest map. The size rounds up,
+    as a padded 3x3 (or 1x1) convolution with stride 2 does."""
+    halved = (size + 1) // 2
+    if halved < SMALLEST_MAP:
         return 1, size
-    return 2, (size + 1) // 2
+    return 2, halved
 
 
-def stage_strides(size: int, stages: int, smallest: int = 1) -> list[int]:
+def stage_strides(size: int, stages: int, smallest: int = SMALLEST_MAP) -> list[int]:
     """Strides of `stages` stride-2 stages on a map of side `size`. When the map cannot
     be halved that often (down to `smallest` x `smallest`), the *earliest* stages keep
     stride 1, so the deep stages still see a spatial map: a deep stack of 3x3
     convolutions on a 1x1 map is a plain MLP, which trains poorly (MobileNet V1 on 8x8
     digits: 55% instead of 79%).
 
-    Depthwise networks stop at 2x2 (`smallest=2`), as their CIFAR adaptations do (32x32
-    ends at 2x2): on a 1x1 map a depthwise 3x3 convolution is a per-channel scale, and
-    the stride-2 one that makes the 1x1 map sees 4 of its 9 inputs. On 8x8 digits the
-    MobileNets' ANNs then reach 92% (V1) and 96% (V2) instead of 81% and 73% after the
-    digits training, and V2's naive conversion agrees with its ANN on 97.5% of the test
-    digits at T = 256 instead of 22%."""
+    Stopping at 2x2 rather than 1x1 matters most for depthwise networks: on a 1x1 map a
+    depthwise 3x3 convolution is a per-channel scale, and the stride-2 one that makes the
+    1x1 map sees 4 of its 9 inputs. On 8x8 digits the MobileNets' ANNs reach 92% (V1) and
+    96% (V2) instead of 81% and 73% after the digits training, and V2's naive conversion
+    agrees with its ANN on 97.5% of the test digits at T = 256 instead of 22%."""
     possible, side = 0, size
     while side > smallest and possible < stages:
         side = (side + 1) // 2

@@ -10,7 +10,8 @@ activations.
 
 Deviations: DenseNet-121 on inputs up to 64x64 uses a 3x3 stride-1 stem instead of the
 7x7 stride-2 convolution and its pool; the stem pool on larger inputs is average, not
-max; a transition skips its pool once the map is 1x1; the width multiplier scales the
+max; a transition skips its pool when it would leave the next dense block a map below
+2x2 (8x8 digits: DenseNet-121's last one); the width multiplier scales the
 growth rate and the stem (the bottleneck stays 4 x growth, compression 0.5); no dropout.
 """
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from snnbench_architectures.common import (
+    SMALLEST_MAP,
     check_request,
     imagenet_or_cifar_stem,
     input_layers,
@@ -75,7 +77,7 @@ def densenet(blocks: list[int], growth_rate: int, stem_channels: int,
         layers += [*_pre_activation(channels, request),
                    nn.Conv2d(channels, reduced, 1, bias=not request.batch_norm)]
         channels = reduced
-        if size >= 2:
+        if size // 2 >= SMALLEST_MAP:
             layers.append(nn.AvgPool2d(2))
             size //= 2
     layers += [*_pre_activation(channels, request), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -100,7 +102,7 @@ SPECS = [
         description="DenseNet-121 (growth 32, blocks 6-12-24-16, 64-channel stem at width 1)",
         citation=HUANG,
         deviations="3x3 stride-1 stem for inputs up to 64x64; average instead of max "
-        "pooling in the large-input stem; transitions skip their pool at 1x1; the width "
+        "pooling in the large-input stem; transitions skip their pool below 2x2; the width "
         "multiplier scales growth rate and stem; no dropout.",
     ),
     ArchitectureSpec(
@@ -108,7 +110,7 @@ SPECS = [
         description="CIFAR DenseNet-BC (L=100, k=12): 3 blocks of 16 bottleneck layers",
         citation=HUANG,
         deviations="For inputs above 64x64 the ImageNet stem (7x7 stride 2, 3x3 average "
-        "pool) replaces the 3x3 stem; transitions skip their pool at 1x1; the width "
+        "pool) replaces the 3x3 stem; transitions skip their pool below 2x2; the width "
         "multiplier scales growth rate and stem; no dropout.",
     ),
 ]

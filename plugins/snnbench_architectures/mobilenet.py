@@ -41,8 +41,6 @@ from snnbench_architectures.common import (
 )
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
-# Downsampling stops at this side (see the module docstring).
-SMALLEST_MAP = 2
 # (output channels, stride) of each depthwise-separable block of MobileNet V1.
 V1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
              (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
@@ -63,8 +61,7 @@ def mobilenet_v1(request: ArchitectureRequest) -> nn.Module:
     channels = scaled(32, request.width)
     stem, size = _stem(in_channels, channels, size, request)
     layers: list[nn.Module] = [*input_layers(request), *stem]
-    strides = iter(stage_strides(size, sum(s == 2 for _, s in V1_BLOCKS),
-                                 smallest=SMALLEST_MAP))
+    strides = iter(stage_strides(size, sum(s == 2 for _, s in V1_BLOCKS)))
     for out, stride in V1_BLOCKS:
         if stride == 2:
             stride = next(strides)
@@ -107,8 +104,7 @@ def mobilenet_v2(request: ArchitectureRequest) -> nn.Module:
     channels = scaled(32, request.width)
     stem, size = _stem(in_channels, channels, size, request)
     layers: list[nn.Module] = [*input_layers(request), *stem]
-    strides = iter(stage_strides(size, sum(s == 2 for *_, s in stages),
-                                 smallest=SMALLEST_MAP))
+    strides = iter(stage_strides(size, sum(s == 2 for *_, s in stages)))
     for expansion, out, repeats, first_stride in stages:
         stride = next(strides) if first_stride == 2 else 1
         out_channels = scaled(out, request.width)

@@ -8,7 +8,8 @@ of equal width form a stage. Each stage width is then made divisible by its grou
 (1x1, grouped 3x3 that may stride, 1x1, residual), the first of each stage strides 2.
 
 Deviations: for inputs up to 64x64 the stride-2 stem keeps stride 1; when the input
-cannot be halved four times, the earliest stages keep stride 1 (8x8 digits: the first);
+cannot be halved four times down to 2x2, the earliest stages keep stride 1 (8x8
+digits: the first two);
 the width multiplier scales each stage width before the group-width adjustment (so
 channel counts stay divisible by the group width); each residual branch's last BN
 starts at zero (Goyal et al., 2017), without which RegNetX does not train at the suite's
@@ -137,7 +138,7 @@ def regnetx_400mf(request: ArchitectureRequest) -> nn.Module:
 
 RADOSAVOVIC = ("Radosavovic et al., Designing Network Design Spaces, CVPR 2020")
 DEVIATIONS = ("Stem stride 1 for inputs up to 64x64; the earliest stages keep stride 1 "
-              "when the input cannot be halved four times; the width multiplier scales "
+              "when the input cannot be halved four times down to 2x2; the width multiplier scales "
               "stage widths before rounding them to the group width; zero-initialised last "
               "BN in each residual branch; the method's activation everywhere.")
 

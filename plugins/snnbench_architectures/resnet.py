@@ -7,8 +7,9 @@ event frames), the 7x7 stride-2 stem and a 3x3 stride-2 pool for larger ones.
 Deviations from the original, shared by every member: average instead of max pooling in
 the large-input stem (max over spikes is not the max of rates); 1x1-conv (option B)
 shortcuts whenever the shape changes; the bottleneck strides in its 3x3 convolution
-(ResNet v1.5, as torchvision); a stride-2 stage keeps stride 1 when the map is already
-1x1, so small inputs work; the width multiplier scales every channel count; the last BN
+(ResNet v1.5, as torchvision); a stride-2 stage keeps stride 1 when halving would take
+the map below 2x2, so small inputs work and no 3x3 convolution runs on a 1x1 map (8x8
+digits: the last of ResNet-18/34/50's four stages stays at 2x2); the width multiplier scales every channel count; the last BN
 of each residual branch starts at zero (Goyal et al., 2017; resnet20 excepted), without
 which ResNet-50 does not train at the suite's learning rate on digits.
 """

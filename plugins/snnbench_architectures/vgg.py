@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from snnbench_architectures.common import check_request, conv_bn_act, input_layers, scaled
+from snnbench_architectures.common import (
+    SMALLEST_MAP,
+    check_request,
+    conv_bn_act,
+    input_layers,
+    scaled,
+)
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
 POOL = "P"
@@ -42,7 +48,7 @@ def _pool_keeps_convolutions_spatial(rest: list[int | str], height: int, width: 
     if min(height, width) < 2:
         return False
     convolutions_follow = any(item not in (POOL, VALID) for item in rest)
-    return not convolutions_follow or min(height, width) // 2 >= 2
+    return not convolutions_follow or min(height, width) // 2 >= SMALLEST_MAP
 
 
 def vgg_features(config: list[int | str], request: ArchitectureRequest, name: str
