@@ -49,7 +49,8 @@ def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_pa
     calib, ann = top1_at_4("calib", [])
     light, _ = top1_at_4("calib.light", [])
     paper, _ = top1_at_4("calib", ["calib.shift_as=input_current", "calib.search_offset=0",
-                                   "calib.channel_wise=false"])
+                                   "calib.channel_wise=false", "calib.bias_first=false",
+                                   "calib.potential_step_search=false"])
     naive, _ = top1_at_4("naive", [])
     assert ann > 95.0
     assert ann - min(calib, light) <= 3.0

@@ -89,7 +89,7 @@ CALIBRATION_LEVELS = {"calib.none": "None", "calib.light": "Light", "calib": "Ad
 def calibration(frame: pd.DataFrame) -> pd.DataFrame:
     """Architecture x {None, Light, Advanced} calibration at each T, as in the calibration
     paper: calib.none (max thresholds), calib.light (bias calibration) and calib
-    (potential calibration, plus weight calibration on large datasets)."""
+    (bias then potential calibration, plus weight calibration on large datasets)."""
     ours = reproduced(frame)
     ours = ours[ours["method"].isin(list(CALIBRATION_LEVELS))].copy()
     theirs, notes = reported_for(frame, fallback_methods=list(CALIBRATION_LEVELS))

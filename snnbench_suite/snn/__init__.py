@@ -17,6 +17,7 @@ from snnbench_suite.snn.calibration import (
     ema,
     mmse_channel_thresholds,
     mmse_threshold,
+    module_input_steps,
     module_outputs,
     spiking_rates,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "insert_after",
     "mmse_channel_thresholds",
     "mmse_threshold",
+    "module_input_steps",
     "module_outputs",
     "observe_activations",
     "poisson",

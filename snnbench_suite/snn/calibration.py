@@ -180,6 +180,47 @@ def spiking_rates(
     return [torch.cat(chunks) for chunks in parts]
 
 
+@torch.no_grad()
+def module_input_steps(
+    network: SpikingNetwork,
+    module: nn.Module,
+    x: torch.Tensor,
+    num_steps: int,
+    *,
+    max_rows: int = CALIBRATION_ROWS,
+) -> torch.Tensor:
+    """What `module` (a neuron inside `network`) receives at each step, `[T, B, ...]`,
+    when `network` sees the static batch `x` for `num_steps` steps. With it a neuron can
+    be simulated alone, e.g. under several initial potentials, without rerunning the
+    layers before it."""
+    chunk = max(1, max_rows // num_steps)
+    saved_rows = network.max_folded_rows
+    was_training = network.training
+    network.eval()
+    network.max_folded_rows = chunk * num_steps
+    parts: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+        parts.append(unfold_time(args[0].detach(), num_steps))
+        raise _Stop
+
+    try:
+        for start in range(0, x.shape[0], chunk):
+            handle = module.register_forward_pre_hook(hook)
+            try:
+                network(direct(x[start:start + chunk], num_steps))
+            except _Stop:
+                pass
+            finally:
+                handle.remove()
+    finally:
+        network.max_folded_rows = saved_rows
+        network.train(was_training)
+    if len(parts) != -(-x.shape[0] // chunk):
+        raise ValueError("the module was not called by the network")
+    return torch.cat(parts, dim=1)
+
+
 def channel_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean over every dimension but the channels (dim 1): `[B, C, ...]` -> `[C]`."""
     dims = [d for d in range(x.dim()) if d != 1]
@@ -205,6 +246,7 @@ __all__ = [
     "ema",
     "mmse_channel_thresholds",
     "mmse_threshold",
+    "module_input_steps",
     "module_outputs",
     "spiking_rates",
 ]
