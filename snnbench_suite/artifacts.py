@@ -1,13 +1,17 @@
-"""Content-addressed cache of trained ANNs, so methods and runs that share an ANN train it once.
+"""Content-addressed cache of trained networks, so methods and runs that share an ANN train
+it once, and a run repeated with a warm cache does not train its SNNs again.
 
-An ANN is stored as `<key>.safetensors` (weights only: loading never unpickles objects)
-plus `<key>.json` holding the weights' SHA-256, the ANN's metrics and what it is. The JSON
-is written last, so an artifact without it is incomplete; one whose checksum does not
-match is corrupt. Both are ignored (and then rebuilt by the caller). The key covers the
-code that trains the ANN (`code_version`), so changed code never reuses a stale ANN.
+Two kinds live side by side under the cache folder: `anns/` (the ANNs methods ask the
+runner for) and `trained/` (networks a method trains itself through `ctx.train`, such as
+TET's SNNs or CQ+'s retrained CNN). A network is stored as `<key>.safetensors` (weights
+only: loading never unpickles objects) plus `<key>.json` holding the weights' SHA-256,
+what training reported and what it is. The JSON is written last, so an artifact without
+it is incomplete; one whose checksum does not match is corrupt. Both are ignored (and
+then rebuilt by the caller). The key covers the code the network depends on
+(`code_version`), so changed code never reuses stale weights.
 
 Workers of one run, concurrent runs and cluster jobs share a cache folder: `lock(key)` is
-held while an ANN is looked up, trained and stored, so each ANN is trained once.
+held while a network is looked up, trained and stored, so each is trained once.
 """
 
 from __future__ import annotations
@@ -68,6 +72,27 @@ def code_version(*functions: Callable[..., Any]) -> dict[str, str]:
     return version
 
 
+def source_folder_version(*functions: Callable[..., Any]) -> dict[str, str]:
+    """A digest of every Python source file in the package (folder) of each function's
+    module: for trained networks, whose behaviour depends on helpers (surrogate gradients,
+    neuron dynamics) that no single module holds."""
+    version = {}
+    for function in functions:
+        target = inspect.unwrap(function)
+        try:
+            source = inspect.getsourcefile(target)
+        except TypeError:
+            source = None
+        if not source:
+            continue
+        folder = Path(source).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(folder.glob("*.py")):
+            digest.update(f"{path.name}:{_file_digest(str(path))}|".encode())
+        version[str(folder.name)] = digest.hexdigest()[:16]
+    return version
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -78,7 +103,7 @@ def _sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One stored ANN, as `snnbench cache list` shows it."""
+    """One stored network, as `snnbench cache list` shows it."""
 
     key: str
     size_bytes: int
@@ -88,21 +113,41 @@ class CacheEntry:
     created: str | None
 
 
-class AnnCache:
-    """Trained ANN weights and metrics under `root/anns/`."""
+def state_digest(model: torch.nn.Module) -> str:
+    """A hash of a model's parameters and buffers (names, dtypes, shapes, values): the
+    initial state of a network about to be trained, which its seed, architecture and
+    method all shape."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes()
+                      if value.numel() else b"")
+    return digest.hexdigest()[:24]
 
-    def __init__(self, root: Path) -> None:
-        self.folder = root / "anns"
+
+CACHE_KINDS = ("anns", "trained")
+
+
+class WeightCache:
+    """Trained weights and what their training reported, under `root/<kind>/`."""
+
+    def __init__(self, root: Path, kind: str = "anns") -> None:
+        if kind not in CACHE_KINDS:
+            raise ValueError(f"unknown cache kind {kind!r}; use one of {', '.join(CACHE_KINDS)}")
+        self.kind = kind
+        self.folder = root / kind
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.folder / f"{key}.safetensors", self.folder / f"{key}.json"
 
     def lock(self, key: str) -> FileLock:
         """The lock of one entry; hold it to check, train and store that ANN."""
-        return FileLock(self.folder / ".locks" / f"{key}.lock", holder_info(ann=key))
+        return FileLock(self.folder / ".locks" / f"{key}.lock",
+                        holder_info(artifact=f"{self.kind}/{key}"))
 
     def load(self, key: str, model: torch.nn.Module) -> dict[str, Any] | None:
-        """Load the weights of `key` into `model` and return its metrics, or None when the
+        """Load the weights of `key` into `model` and return its info, or None when the
         artifact is absent, incomplete, corrupt or does not fit the model."""
         weights, meta_path = self._paths(key)
         if not weights.exists() or not meta_path.exists():
@@ -138,7 +183,7 @@ class AnnCache:
                                       "about": about or {}, "created": created})
 
     def entries(self, verify: bool = True) -> list[CacheEntry]:
-        """Every stored ANN; with `verify`, each checksum is recomputed."""
+        """Every stored network; with `verify`, each checksum is recomputed."""
         if not self.folder.is_dir():
             return []
         found = []
@@ -162,7 +207,7 @@ class AnnCache:
         return found
 
     def clear(self) -> int:
-        """Remove every stored ANN not being trained right now; returns how many went.
+        """Remove every stored network not being trained right now; returns how many went.
 
         An entry whose lock is held belongs to a running worker and is left alone."""
         if not self.folder.is_dir():

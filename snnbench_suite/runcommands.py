@@ -142,19 +142,20 @@ def cmd_verify(args: argparse.Namespace, plugins: Plugins, results: Path) -> int
 
 
 def cmd_cache(args: argparse.Namespace, cache_dir: Path) -> int:
-    from snnbench_suite.artifacts import AnnCache
+    from snnbench_suite.artifacts import WeightCache
 
-    cache = AnnCache(cache_dir)
+    anns, trained = WeightCache(cache_dir, "anns"), WeightCache(cache_dir, "trained")
     if args.action == "clear":
-        removed = cache.clear()
-        print(f"removed {removed} trained ANNs from {cache.folder}")
+        removed_anns, removed_trained = anns.clear(), trained.clear()
+        print(f"removed {removed_anns} trained ANNs from {anns.folder} and "
+              f"{removed_trained} networks trained by methods from {trained.folder}")
         return 0
-    entries = cache.entries()
-    table = Table(title=f"trained ANNs in {cache.folder}")
+    ann_entries = anns.entries()
+    table = Table(title=f"trained ANNs in {anns.folder}")
     for column in ("key", "architecture", "width", "dataset", "seed", "recipe", "ANN top1",
                    "MB", "created", "state"):
         table.add_column(column, no_wrap=True)
-    for e in entries:
+    for e in ann_entries:
         about = e.about
         table.add_row(e.key, str(about.get("architecture", "")), str(about.get("width", "")),
                       str(about.get("dataset", "")), str(about.get("seed", "")),
@@ -162,5 +163,16 @@ def cmd_cache(args: argparse.Namespace, cache_dir: Path) -> int:
                       f"{e.top1:.2f}" if e.top1 is not None else "",
                       f"{e.size_bytes / 1e6:.2f}", e.created or "", e.state)
     Console(width=200).print(table)
-    print(f"{len(entries)} trained ANNs")
+    trained_entries = trained.entries()
+    table = Table(title=f"networks trained by methods (ctx.train) in {trained.folder}")
+    for column in ("key", "method", "architecture", "width", "dataset", "seed", "T", "label",
+                   "MB", "created", "state"):
+        table.add_column(column, no_wrap=True)
+    for e in trained_entries:
+        about = e.about
+        table.add_row(e.key, *(str(about.get(k, "")) for k in (
+            "method", "architecture", "width", "dataset", "seed", "T", "label")),
+            f"{e.size_bytes / 1e6:.2f}", e.created or "", e.state)
+    Console(width=200).print(table)
+    print(f"{len(ann_entries)} trained ANNs, {len(trained_entries)} networks trained by methods")
     return 0

@@ -195,6 +195,8 @@ class MethodContext:
     epochs_override: int | None
     build_architecture: Callable[..., nn.Module]
     loader: Callable[..., DataLoader]
+    # train(model, loss_fn=None, config=None, label="SNN"): trains in place, or loads the
+    # weights the cache holds for the same cell, T, label, configuration and initial weights
     train: Callable[..., dict[str, Any]]
     snn_training: TrainConfig  # the dataset's SNN training configuration, --epochs applied
     log: Callable[[str], None] = print

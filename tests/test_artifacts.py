@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnbench_suite.artifacts import AnnCache, artifact_key
+from snnbench_suite.artifacts import WeightCache, artifact_key
 from snnbench_suite.testing import run_cell
 
 
@@ -15,7 +15,7 @@ def small_model(seed: int) -> nn.Module:
 
 
 def test_store_and_load_round_trip(tmp_path) -> None:
-    cache = AnnCache(tmp_path)
+    cache = WeightCache(tmp_path)
     source = small_model(0)
     cache.store("k", source, {"top1": 97.5})
     target = small_model(1)
@@ -25,7 +25,7 @@ def test_store_and_load_round_trip(tmp_path) -> None:
 
 
 def test_truncated_or_corrupt_or_incomplete_artifacts_are_not_trusted(tmp_path) -> None:
-    cache = AnnCache(tmp_path)
+    cache = WeightCache(tmp_path)
     cache.store("k", small_model(0), {"top1": 1.0})
     weights = tmp_path / "anns" / "k.safetensors"
     data = weights.read_bytes()

@@ -286,6 +286,35 @@ def test_a_corrupt_artifact_is_detected_listed_and_rebuilt(tmp_path, capsys) -> 
     assert not list((tmp_path / "cache" / "anns").glob("*.safetensors"))
 
 
+def test_a_warm_cache_gives_the_trained_snns_without_training_them_again(tmp_path) -> None:
+    def run_into(name: str) -> dict:
+        folder = tmp_path / name
+        assert run_cli("run", "--methods", "tet", *TINY, "--results", str(folder / "results"),
+                       "--cache", str(tmp_path / "cache")) == 0
+        (record,) = records(folder).values()
+        return record
+
+    cold = run_into("cold")
+    trained = sorted((tmp_path / "cache" / "trained").glob("*.safetensors"))
+    assert len(trained) == 2  # tet is per T: one network for T = 1, one for T = 2
+    warm = run_into("warm")
+    for before, after in zip(cold["builds"], warm["builds"], strict=True):
+        assert before["training"]["source"].startswith("trained, cached as ")
+        assert after["training"]["source"] == "cache " + before["training"]["source"].split()[-1]
+        assert after["training"]["final_loss"] == before["training"]["final_loss"]
+    assert metrics_of(warm) == metrics_of(cold)
+    # A damaged network is not trusted: that T trains again, to the same result.
+    trained[0].write_bytes(trained[0].read_bytes()[:-10])
+    repaired = run_into("repaired")
+    sources = sorted(b["training"]["source"].split()[0] for b in repaired["builds"])
+    assert sources == ["cache", "trained,"]
+    assert metrics_of(repaired) == metrics_of(cold)
+    # Another seed starts from other weights: nothing of the cache applies.
+    assert run_cli("run", "--methods", "tet", *TINY, "--seeds", "1", "--results",
+                   str(tmp_path / "seed1"), "--cache", str(tmp_path / "cache")) == 0
+    assert len(list((tmp_path / "cache" / "trained").glob("*.safetensors"))) == 4
+
+
 def test_the_same_cell_twice_gives_identical_metrics_and_verify_finds_tampering(
         tmp_path, capsys) -> None:
     assert run_cli("run", "--methods", "naive,robust", *TINY, *folders(tmp_path)) == 0

@@ -9,9 +9,10 @@ the large-input stem (max over spikes is not the max of rates); 1x1-conv (option
 shortcuts whenever the shape changes; the bottleneck strides in its 3x3 convolution
 (ResNet v1.5, as torchvision); a stride-2 stage keeps stride 1 when halving would take
 the map below 2x2, so small inputs work and no 3x3 convolution runs on a 1x1 map (8x8
-digits: the last of ResNet-18/34/50's four stages stays at 2x2); the width multiplier scales every channel count; the last BN
-of each residual branch starts at zero (Goyal et al., 2017; resnet20 excepted), without
-which ResNet-50 does not train at the suite's learning rate on digits.
+digits: the last of ResNet-18/34/50's four stages stays at 2x2); the width multiplier
+scales every channel count; the last BN of each residual branch starts at zero (Goyal
+et al., 2017; resnet20 excepted), without which ResNet-50 does not train at the suite's
+learning rate on digits.
 """
 
 from __future__ import annotations
