@@ -52,6 +52,14 @@ def _file_digest(path: str) -> str:
         return "unreadable"
 
 
+def _source_file(function: Callable[..., Any]) -> str | None:
+    """The file defining `function` (or class), or None for built-in or generated code."""
+    try:
+        return inspect.getsourcefile(inspect.unwrap(function))
+    except TypeError:
+        return None
+
+
 def code_version(*functions: Callable[..., Any]) -> dict[str, str]:
     """What the trained ANN depends on besides its configuration: torch's version, the
     source of snnbench's training code and of the module defining each function (e.g. the
@@ -63,10 +71,7 @@ def code_version(*functions: Callable[..., Any]) -> dict[str, str]:
         version[name] = _file_digest(str(here / name))
     for function in functions:
         target = inspect.unwrap(function)
-        try:
-            source = inspect.getsourcefile(target)
-        except TypeError:
-            source = None
+        source = _source_file(target)
         label = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
         version[label] = _file_digest(source) if source else "unknown"
     return version
@@ -77,14 +82,7 @@ def source_folder_version(*functions: Callable[..., Any]) -> dict[str, str]:
     module: for trained networks, whose behaviour depends on helpers (surrogate gradients,
     neuron dynamics) that no single module holds."""
     version = {}
-    for function in functions:
-        target = inspect.unwrap(function)
-        try:
-            source = inspect.getsourcefile(target)
-        except TypeError:
-            source = None
-        if not source:
-            continue
+    for source in filter(None, map(_source_file, functions)):
         folder = Path(source).resolve().parent
         digest = hashlib.sha256()
         for path in sorted(folder.glob("*.py")):
