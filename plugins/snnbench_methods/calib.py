@@ -204,6 +204,7 @@ def half_level_neuron(threshold: Threshold, num_steps: int, shift_as: str) -> IF
 POTENTIAL_STEP_SCALES = (1.0, 0.0, 0.5, 0.75, 1.25, 0.25, 1.5)
 
 
+@torch.no_grad()
 def calibrate_layers(
     ann: nn.Module, network: SpikingNetwork, pairs: list[tuple[nn.Module, IFNeuron]],
     x: torch.Tensor, num_steps: int, mode: str, *, bias_first: bool = False,
@@ -223,7 +224,10 @@ def calibrate_layers(
     ann_outputs = module_outputs(ann, [a for a, _ in pairs], x)
     errors = []
     for (_, neuron), target in zip(pairs, ann_outputs, strict=True):
-        (rate,) = spiking_rates(network, [neuron], x, num_steps)
+        # What a neuron receives does not depend on its own corrections: record it once
+        # (one run of the layers below) and simulate the neuron alone for each of them.
+        inputs = fold_time(module_input_steps(network, neuron, x, num_steps))
+        rate = _rate(neuron, inputs, num_steps)
         if mode == "light":
             gap = channel_mean(rate) - channel_mean(target)
             errors.append(float(gap.abs().mean()))
@@ -232,32 +236,32 @@ def calibrate_layers(
         errors.append(float((target.mean(0) - rate.mean(0)).abs().mean()))
         if bias_first:
             neuron.input_shift = neuron.input_shift - (channel_mean(rate) - channel_mean(target))
-            (rate,) = spiking_rates(network, [neuron], x, num_steps)
+            rate = _rate(neuron, inputs, num_steps)
         # v_init may be per channel `[C]`: shape it like one sample before adding.
         start = broadcast_channels(neuron.v_init, rate.shape)
         step = num_steps * (target.mean(0) - rate.mean(0))
         if step_search:
-            scale = _least_squares_scale(network, neuron, x, target, start, step, num_steps)
-            step = scale * step
+            step = _least_squares_scale(neuron, inputs, target, start, step, num_steps) * step
         neuron.v_init = start + step
     return errors
 
 
-@torch.no_grad()
+def _rate(neuron: IFNeuron, inputs: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """The neuron's time-averaged output `[B, ...]` for its folded input `[T*B, ...]`."""
+    return unfold_time(neuron(inputs, num_steps), num_steps).mean(0)
+
+
 def _least_squares_scale(
-    network: SpikingNetwork, neuron: IFNeuron, x: torch.Tensor, target: torch.Tensor,
-    start: torch.Tensor, step: torch.Tensor, num_steps: int,
+    neuron: IFNeuron, inputs: torch.Tensor, target: torch.Tensor, start: torch.Tensor,
+    step: torch.Tensor, num_steps: int,
 ) -> torch.Tensor:
     """Per element, the scale s in `POTENTIAL_STEP_SCALES` for which v(0) = start + s * step
-    gives the least mean squared error to `target` over the batch. The neuron is simulated
-    alone on the input it receives, so each candidate costs one neuron, not the network."""
-    inputs = fold_time(module_input_steps(network, neuron, x, num_steps))
+    gives the least mean squared error to `target` over the batch."""
     best_error: torch.Tensor | None = None
     best_scale = torch.zeros_like(step)
     for scale in POTENTIAL_STEP_SCALES:
         neuron.v_init = start + scale * step
-        rate = unfold_time(neuron(inputs, num_steps), num_steps).mean(0)
-        error = (rate - target).pow(2).mean(0)
+        error = (_rate(neuron, inputs, num_steps) - target).pow(2).mean(0)
         if best_error is None:
             best_error, best_scale = error, torch.full_like(step, scale)
             continue
