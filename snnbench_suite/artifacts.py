@@ -82,12 +82,17 @@ def source_folder_version(*functions: Callable[..., Any]) -> dict[str, str]:
     module: for trained networks, whose behaviour depends on helpers (surrogate gradients,
     neuron dynamics) that no single module holds."""
     version = {}
-    for source in filter(None, map(_source_file, functions)):
+    for function in functions:
+        source = _source_file(function)
+        if not source:
+            continue
         folder = Path(source).resolve().parent
         digest = hashlib.sha256()
         for path in sorted(folder.glob("*.py")):
             digest.update(f"{path.name}:{_file_digest(str(path))}|".encode())
-        version[str(folder.name)] = digest.hexdigest()[:16]
+        # Named by the package's import name: folder names alone can repeat.
+        package = str(getattr(inspect.unwrap(function), "__module__", "")).rpartition(".")[0]
+        version[package or str(folder)] = digest.hexdigest()[:16]
     return version
 
 

@@ -7,6 +7,7 @@ architecture, dataset, recipe, training and seed) load and train it once.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +84,8 @@ class RunSettings:
     gpus_per_cell: int = 1
     eval_batch_size: int = EVAL_BATCH_SIZE
     eval_batch_floor: int = 1
+    # Where networks that methods train are cached; None: `cache_dir`, beside the ANNs.
+    trained_cache_dir: Path | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -131,7 +134,8 @@ class CellRunner:
         self._datasets: dict[str, DatasetSplits] = {}
         self._anns: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
         self.ann_cache = WeightCache(settings.cache_dir, "anns")
-        self.trained_cache = WeightCache(settings.cache_dir, "trained")
+        self.trained_cache = WeightCache(settings.trained_cache_dir or settings.cache_dir,
+                                         "trained")
         self._eval_batches: list[int] = []  # evaluation batches that worked, this cell
 
     # --- data ---------------------------------------------------------------------
@@ -257,18 +261,20 @@ class CellRunner:
 
     def trained_key(self, cell: Cell, data: DatasetSplits, method: MethodSpec,
                     num_steps: int | None, model: nn.Module, label: str,
-                    config: TrainConfig, loss_fn: LossFn | None) -> str:
+                    config: TrainConfig, loss_fn: LossFn | None, ann_digest: str | None
+                    ) -> str:
         """The cache key of a network a method trains through `ctx.train`: the cell (method,
         version, parameters, architecture, dataset, seed, epochs), T, what is trained (the
-        label, the configuration, the initial weights) and the code involved: the method's
-        module, the loss and every module class in the network, neurons included."""
+        label, the configuration, the initial weights), the cell's ANN (a distillation
+        loss reads it as the teacher) and the code involved: the method's package, the
+        architecture, the loss and every module class in the network, neurons included."""
         classes = sorted({type(m) for m in model.modules()}, key=lambda c: c.__qualname__)
         architecture = self.plugins.architectures.get(cell.architecture).build
         functions: list[Callable[..., Any]] = [method.build, architecture, *classes]
         if loss_fn is not None:
             functions.append(loss_fn)
         return artifact_key(["trained", cell.to_dict(), data.info.fingerprint, num_steps,
-                             label, config, state_digest(model), SNNBENCH_VERSION,
+                             label, config, state_digest(model), ann_digest, SNNBENCH_VERSION,
                              code_version(*functions),
                              source_folder_version(method.build, *classes),
                              self.settings.precision, str(self.settings.device.type)])
@@ -308,6 +314,11 @@ class CellRunner:
             timings["ann_s"] = time.perf_counter() - start
         dataset_spec = self.plugins.datasets.get(cell.dataset)
         snn_config = with_epochs(dataset_spec.snn_training, cell.epochs)
+
+        @functools.cache
+        def ann_digest() -> str | None:  # hashed only when a method trains something
+            return state_digest(ann_model) if ann_model is not None else None
+
         device, on_epoch = self.settings.device, self.reporter.epoch
 
         def trainer(num_steps: int | None) -> Callable[..., dict[str, Any]]:
@@ -326,7 +337,7 @@ class CellRunner:
                 if distributed.is_active():  # ranks train together; nothing to share
                     return fit()
                 key = self.trained_key(cell, data, method, num_steps, model, label, chosen,
-                                       loss_fn)
+                                       loss_fn, ann_digest())
                 summary = self.trained_or_cached(key, model, fit, about={
                     "method": cell.method, "architecture": cell.architecture,
                     "width": cell.width, "dataset": cell.dataset, "seed": cell.seed,

@@ -44,9 +44,10 @@ def add_commands(sub: Any, results_help: str, cache_help: str) -> None:
     verify.add_argument("--tolerance", type=float, default=0.0,
                         help="absolute difference tolerated (default: 0, exact)")
     verify.add_argument("--use-cache", default=None, metavar="DIR",
-                        help="reuse the ANNs of this cache instead of retraining them")
+                        help="reuse the ANNs of this cache instead of retraining them "
+                        "(what methods train themselves is trained again)")
 
-    cache = sub.add_parser("cache", help="list or clear the cache of trained ANNs")
+    cache = sub.add_parser("cache", help="list or clear the cache of trained networks")
     cache.add_argument("action", choices=("list", "clear"))
     cache.add_argument("--cache", default=None, help=cache_help)
 

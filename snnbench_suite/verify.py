@@ -2,8 +2,10 @@
 
 On CPU with deterministic settings a cell gives the same numbers every time, so any
 difference is a finding: changed code, a changed environment, or a tampered record.
-Each cell is re-run from scratch by default (a fresh ANN cache), pinned to the torch
-thread count its record was made with (CPU reductions can depend on it).
+Each cell is re-run from scratch by default (a fresh cache), pinned to the torch thread
+count its record was made with (CPU reductions can depend on it). With `--use-cache` the
+ANNs come from that cache, but what methods train themselves is always trained again:
+loading it would only re-check the evaluation.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def verify(plugins: Plugins, results_dir: Path, *, sample: int, seed: int,
     default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="snnbench-verify-") as scratch:
         run_settings = replace(settings, results_dir=Path(scratch) / "results")
+        run_settings = replace(run_settings, trained_cache_dir=Path(scratch) / "trained")
         if fresh_cache:
             run_settings = replace(run_settings, cache_dir=Path(scratch) / "cache")
         for record in chosen:

@@ -15,14 +15,12 @@ from snnbench_methods import calib
 from snnbench_suite.errors import ConversionError
 from snnbench_suite.snn import (
     IFNeuron,
+    RecordedInputs,
     channel_mean,
     clip_floor,
-    fold_time,
-    module_input_steps,
     module_outputs,
     prepare_conversion,
     spiking_rates,
-    unfold_time,
 )
 
 STEPS = 4
@@ -122,15 +120,21 @@ def test_the_potential_step_search_never_does_worse_than_the_full_step_or_none()
     assert float(errors["searched"].sum()) < float(errors["paper"].sum()) - 1e-6
 
 
-def test_a_neuron_simulated_alone_on_its_recorded_input_reproduces_its_output() -> None:
+@pytest.mark.parametrize("keep_bytes", [1 << 30, 0])  # kept in memory, or recorded per pass
+def test_a_neuron_simulated_alone_on_its_recorded_input_reproduces_its_output(
+        keep_bytes: int) -> None:
     x = torch.rand(16, 1, 8, 8)
     _, _, network, pairs = converted(small_net(), x, "advanced")
     neuron = pairs[1][1]  # the one after the residual sum
-    steps = module_input_steps(network, neuron, x, STEPS, max_rows=5 * STEPS)  # 4 chunks
-    assert steps.shape[:2] == (STEPS, 16)
+    inputs = RecordedInputs(network, neuron, x, STEPS, max_rows=5 * STEPS,  # 4 chunks
+                            keep_bytes=keep_bytes)
+    assert inputs.kept == (keep_bytes > 0)
+    assert [len(chunk) for chunk in inputs] == [5 * STEPS] * 3 + [STEPS]
     (in_network,) = spiking_rates(network, [neuron], x, STEPS)
-    alone = unfold_time(neuron(fold_time(steps), STEPS), STEPS).mean(0)
-    torch.testing.assert_close(alone, in_network)
+    torch.testing.assert_close(inputs.rates(neuron), in_network, rtol=0, atol=0)
+    neuron.v_init = neuron.v_init + 0.3  # a correction: the recorded input still serves
+    (in_network,) = spiking_rates(network, [neuron], x, STEPS)
+    torch.testing.assert_close(inputs.rates(neuron), in_network, rtol=0, atol=0)
 
 
 def test_potential_calibration_sets_the_initial_membrane_and_bias_the_input() -> None:

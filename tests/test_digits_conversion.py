@@ -33,8 +33,9 @@ def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_pa
     """calib and calib.light at T = 4 on one BN-trained vgg11 (one ANN, shared through the
     cache): close to the ANN, far above naive, and above calib with the paper's per-step
     shift, floor search and potential step (measured, seed 0: ANN 98.89, calib 97.78,
-    calib.light 97.22, the paper's form 88.06, naive 9.72). The bound on the gap to the ANN leaves room for
-    a few test digits (one is 0.28 points) to flip with the thread count."""
+    calib.light 97.22, the paper's form 88.06, naive 9.72). The bound on the gap to the
+    ANN leaves room for a few test digits (one is 0.28 points) to flip with the thread
+    count."""
     settings = RunSettings(results_dir=tmp_path / "r", cache_dir=tmp_path / "c",
                            data_root=None, device=torch.device("cpu"))
     runner = CellRunner(plugins, settings, Reporter())

@@ -7,6 +7,7 @@ a cell takes about a second on one core.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from snnbench_suite.cells import Cell
 from snnbench_suite.cli import main
@@ -313,6 +316,23 @@ def test_a_warm_cache_gives_the_trained_snns_without_training_them_again(tmp_pat
     assert run_cli("run", "--methods", "tet", *TINY, "--seeds", "1", "--results",
                    str(tmp_path / "seed1"), "--cache", str(tmp_path / "cache")) == 0
     assert len(list((tmp_path / "cache" / "trained").glob("*.safetensors"))) == 4
+
+
+def test_verify_with_a_cache_still_trains_the_snns_again(tmp_path) -> None:
+    # Replace the cached SNNs by other weights under the same keys (valid checksums): a
+    # verify that loaded them would report differences; it trains them again instead.
+    assert run_cli("run", "--methods", "tet", *TINY, *folders(tmp_path)) == 0
+    trained = sorted((tmp_path / "cache" / "trained").glob("*.safetensors"))
+    assert trained
+    for weights in trained:
+        zeroed = {name: torch.zeros_like(tensor) for name, tensor in load_file(weights).items()}
+        save_file(zeroed, weights)
+        meta_path = weights.with_suffix(".json")
+        meta = json.loads(meta_path.read_text())
+        meta["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        meta_path.write_text(json.dumps(meta))
+    assert run_cli("verify", "--results", str(tmp_path / "results"), "--sample", "1",
+                   "--use-cache", str(tmp_path / "cache")) == 0
 
 
 def test_the_same_cell_twice_gives_identical_metrics_and_verify_finds_tampering(

@@ -88,6 +88,7 @@ from snnbench_methods.recipes import RELU_BN
 from snnbench_suite import MethodContext, MethodSpec
 from snnbench_suite.snn import (
     IFNeuron,
+    RecordedInputs,
     SpikingNetwork,
     ThresholdReLU,
     broadcast_channels,
@@ -95,17 +96,14 @@ from snnbench_suite.snn import (
     channel_mean,
     clip_floor_ste,
     ema,
-    fold_time,
     mmse_channel_thresholds,
     mmse_threshold,
-    module_input_steps,
     module_outputs,
     pre_activation_subgraph,
     prepare_conversion,
     recording_outputs,
     require_average_pooling,
     spiking_rates,
-    unfold_time,
 )
 
 # Each variant's version changes only when its own results do: calib's went to 3 with its
@@ -226,8 +224,8 @@ def calibrate_layers(
     for (_, neuron), target in zip(pairs, ann_outputs, strict=True):
         # What a neuron receives does not depend on its own corrections: record it once
         # (one run of the layers below) and simulate the neuron alone for each of them.
-        inputs = fold_time(module_input_steps(network, neuron, x, num_steps))
-        rate = _rate(neuron, inputs, num_steps)
+        inputs = RecordedInputs(network, neuron, x, num_steps)
+        rate = inputs.rates(neuron)
         if mode == "light":
             gap = channel_mean(rate) - channel_mean(target)
             errors.append(float(gap.abs().mean()))
@@ -236,24 +234,19 @@ def calibrate_layers(
         errors.append(float((target.mean(0) - rate.mean(0)).abs().mean()))
         if bias_first:
             neuron.input_shift = neuron.input_shift - (channel_mean(rate) - channel_mean(target))
-            rate = _rate(neuron, inputs, num_steps)
+            rate = inputs.rates(neuron)
         # v_init may be per channel `[C]`: shape it like one sample before adding.
         start = broadcast_channels(neuron.v_init, rate.shape)
         step = num_steps * (target.mean(0) - rate.mean(0))
         if step_search:
-            step = _least_squares_scale(neuron, inputs, target, start, step, num_steps) * step
+            step = _least_squares_scale(neuron, inputs, target, start, step) * step
         neuron.v_init = start + step
     return errors
 
 
-def _rate(neuron: IFNeuron, inputs: torch.Tensor, num_steps: int) -> torch.Tensor:
-    """The neuron's time-averaged output `[B, ...]` for its folded input `[T*B, ...]`."""
-    return unfold_time(neuron(inputs, num_steps), num_steps).mean(0)
-
-
 def _least_squares_scale(
-    neuron: IFNeuron, inputs: torch.Tensor, target: torch.Tensor, start: torch.Tensor,
-    step: torch.Tensor, num_steps: int,
+    neuron: IFNeuron, inputs: RecordedInputs, target: torch.Tensor, start: torch.Tensor,
+    step: torch.Tensor,
 ) -> torch.Tensor:
     """Per element, the scale s in `POTENTIAL_STEP_SCALES` for which v(0) = start + s * step
     gives the least mean squared error to `target` over the batch."""
@@ -261,7 +254,7 @@ def _least_squares_scale(
     best_scale = torch.zeros_like(step)
     for scale in POTENTIAL_STEP_SCALES:
         neuron.v_init = start + scale * step
-        error = (_rate(neuron, inputs, num_steps) - target).pow(2).mean(0)
+        error = (inputs.rates(neuron) - target).pow(2).mean(0)
         if best_error is None:
             best_error, best_scale = error, torch.full_like(step, scale)
             continue

@@ -11,13 +11,14 @@ from snnbench_suite.snn.activations import (
     floor_ste,
 )
 from snnbench_suite.snn.calibration import (
+    RecordedInputs,
     channel_max,
     channel_mean,
     channel_sum,
     ema,
     mmse_channel_thresholds,
     mmse_threshold,
-    module_input_steps,
+    module_input_chunks,
     module_outputs,
     spiking_rates,
 )
@@ -83,7 +84,8 @@ __all__ = [
     "insert_after",
     "mmse_channel_thresholds",
     "mmse_threshold",
-    "module_input_steps",
+    "RecordedInputs",
+    "module_input_chunks",
     "module_outputs",
     "observe_activations",
     "poisson",

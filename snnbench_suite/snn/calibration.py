@@ -7,7 +7,7 @@ layer l costs the layers up to l, not the whole network.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,9 @@ from snnbench_suite.snn.temporal import unfold_time
 # Rows of the folded [T*B, ...] batch one calibration simulation may hold. Large enough
 # that the per-step Python loop of the neurons is amortised over many samples.
 CALIBRATION_ROWS = 8192
+# A neuron's recorded input is kept in memory up to this size, and recorded again on each
+# pass beyond it.
+KEPT_INPUT_BYTES = 1 << 30
 
 
 def _check_candidates(candidates: int, step: float) -> None:
@@ -181,27 +184,26 @@ def spiking_rates(
 
 
 @torch.no_grad()
-def module_input_steps(
+def module_input_chunks(
     network: SpikingNetwork,
     module: nn.Module,
     x: torch.Tensor,
     num_steps: int,
     *,
     max_rows: int = CALIBRATION_ROWS,
-) -> torch.Tensor:
-    """What `module` (a neuron inside `network`) receives at each step, `[T, B, ...]`,
-    when `network` sees the static batch `x` for `num_steps` steps. With it a neuron can
-    be simulated alone, e.g. under several initial potentials, without rerunning the
-    layers before it."""
+) -> Iterator[torch.Tensor]:
+    """What `module` (a neuron inside `network`) receives over `num_steps` steps when
+    `network` sees the static batch `x`: one folded `[T*b, ...]` tensor per chunk of b
+    samples, at most `max_rows` rows each, one run of the layers below per chunk."""
     chunk = max(1, max_rows // num_steps)
     saved_rows = network.max_folded_rows
     was_training = network.training
     network.eval()
     network.max_folded_rows = chunk * num_steps
-    parts: list[torch.Tensor] = []
+    store: list[torch.Tensor] = []
 
     def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
-        parts.append(unfold_time(args[0].detach(), num_steps))
+        store.append(args[0].detach())
         raise _Stop
 
     try:
@@ -213,12 +215,48 @@ def module_input_steps(
                 pass
             finally:
                 handle.remove()
+            if not store:
+                raise ValueError("the module was not called by the network")
+            yield store.pop()
     finally:
         network.max_folded_rows = saved_rows
         network.train(was_training)
-    if len(parts) != -(-x.shape[0] // chunk):
-        raise ValueError("the module was not called by the network")
-    return torch.cat(parts, dim=1)
+
+
+class RecordedInputs:
+    """The input one neuron receives, for simulating it alone under several settings
+    (calibration tries corrections on a neuron whose input they do not change). Kept in
+    memory when it takes at most `keep_bytes`; larger ones (long T, large maps) are
+    recorded again, chunk by chunk, on every pass, so memory stays bounded by `max_rows`."""
+
+    def __init__(self, network: SpikingNetwork, module: nn.Module, x: torch.Tensor,
+                 num_steps: int, *, max_rows: int = CALIBRATION_ROWS,
+                 keep_bytes: int = KEPT_INPUT_BYTES) -> None:
+        self.num_steps = num_steps
+        self._record = lambda: module_input_chunks(network, module, x, num_steps,
+                                                   max_rows=max_rows)
+        kept: list[torch.Tensor] | None = []
+        size = 0
+        for chunk in self._record():
+            size += chunk.numel() * chunk.element_size()
+            if size > keep_bytes:
+                kept = None
+                break
+            kept.append(chunk)  # type: ignore[union-attr]
+        self._kept = kept
+
+    @property
+    def kept(self) -> bool:
+        return self._kept is not None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self._kept) if self._kept is not None else self._record()
+
+    @torch.no_grad()
+    def rates(self, neuron: nn.Module) -> torch.Tensor:
+        """`neuron`'s time-averaged output `[B, ...]` on this input, simulated alone."""
+        return torch.cat([unfold_time(neuron(chunk, self.num_steps), self.num_steps).mean(0)
+                          for chunk in self])
 
 
 def channel_mean(x: torch.Tensor) -> torch.Tensor:
@@ -246,7 +284,8 @@ __all__ = [
     "ema",
     "mmse_channel_thresholds",
     "mmse_threshold",
-    "module_input_steps",
+    "RecordedInputs",
+    "module_input_chunks",
     "module_outputs",
     "spiking_rates",
 ]
