@@ -66,7 +66,7 @@ def run_cell(plugins: Plugins, workdir: Path, *, ranks: int, fault: str = "none"
 
 
 def cached_ann(cache: Path) -> dict[str, torch.Tensor]:
-    files = sorted(cache.rglob("*.safetensors"))
+    files = sorted((cache / "anns").glob("*.safetensors"))
     assert len(files) == 1, files
     return load_file(str(files[0]))
 
