@@ -7,7 +7,6 @@ architecture, dataset, recipe, training and seed) load and train it once.
 from __future__ import annotations
 
 import copy
-import functools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,13 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from snnbench_suite import distributed
-from snnbench_suite.artifacts import (
-    WeightCache,
-    artifact_key,
-    code_version,
-    source_folder_version,
-    state_digest,
-)
+from snnbench_suite.artifacts import WeightCache, artifact_key, code_version
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.detection.evaluate import evaluate_detector, simulate_detector
 from snnbench_suite.detection.loss import detection_loss
@@ -41,6 +34,7 @@ from snnbench_suite.loading import (
     resolve_loader_settings,
     training_loader,
 )
+from snnbench_suite.method_training import MethodTrainer
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.precision import autocast, precision_record
 from snnbench_suite.progress import Reporter
@@ -54,9 +48,8 @@ from snnbench_suite.specs import (
     DatasetSplits,
     MethodContext,
     MethodSpec,
-    TrainConfig,
 )
-from snnbench_suite.train import LossFn, train_model
+from snnbench_suite.train import train_model, with_epochs
 
 EVAL_BATCH_SIZE = 256
 
@@ -108,10 +101,6 @@ def check_steps_fit(info: DatasetInfo, steps: Sequence[int]) -> None:
             f"T = {max(steps)} is larger than the {info.num_frames} frames dataset "
             f"{info.name!r} provides; ask for T <= {info.num_frames} or more frames"
         )
-
-
-def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
-    return config if epochs is None else replace(config, epochs=epochs)
 
 
 @dataclass
@@ -259,39 +248,6 @@ class CellRunner:
                     "dataset": cell.dataset, "seed": cell.seed, "recipe": recipe.name})
         return model.eval(), {**info, "source": f"trained, cached as {key}"}
 
-    def trained_key(self, cell: Cell, data: DatasetSplits, method: MethodSpec,
-                    num_steps: int | None, model: nn.Module, label: str,
-                    config: TrainConfig, loss_fn: LossFn | None, ann_digest: str | None
-                    ) -> str:
-        """The cache key of a network a method trains through `ctx.train`: the cell (method,
-        version, parameters, architecture, dataset, seed, epochs), T, what is trained (the
-        label, the configuration, the initial weights), the cell's ANN (a distillation
-        loss reads it as the teacher) and the code involved: the method's package, the
-        architecture, the loss and every module class in the network, neurons included."""
-        classes = sorted({type(m) for m in model.modules()}, key=lambda c: c.__qualname__)
-        architecture = self.plugins.architectures.get(cell.architecture).build
-        functions: list[Callable[..., Any]] = [method.build, architecture, *classes]
-        if loss_fn is not None:
-            functions.append(loss_fn)
-        return artifact_key(["trained", cell.to_dict(), data.info.fingerprint, num_steps,
-                             label, config, state_digest(model), ann_digest, SNNBENCH_VERSION,
-                             code_version(*functions),
-                             source_folder_version(method.build, *classes),
-                             self.settings.precision, str(self.settings.device.type)])
-
-    def trained_or_cached(self, key: str, model: nn.Module, fit: Callable[[], dict[str, Any]],
-                          about: dict[str, Any]) -> dict[str, Any]:
-        """Load the weights stored under `key` into `model`, or train it with `fit` and
-        store them: a warm cache gives the same network without training it again. Returns
-        what training reported, with where the weights came from."""
-        with self.trained_cache.lock(key):
-            cached = self.trained_cache.load(key, model)
-            if cached is not None:
-                return {**cached, "source": f"cache {key}"}
-            summary = fit()
-            self.trained_cache.store(key, model, summary, about=about)
-        return {**summary, "source": f"trained, cached as {key}"}
-
     def forget_anns(self) -> None:
         """Drop the ANNs held in memory (the disk cache keeps them)."""
         self._anns.clear()
@@ -315,44 +271,19 @@ class CellRunner:
         dataset_spec = self.plugins.datasets.get(cell.dataset)
         snn_config = with_epochs(dataset_spec.snn_training, cell.epochs)
 
-        @functools.cache
-        def ann_digest() -> str | None:  # hashed only when a method trains something
-            return state_digest(ann_model) if ann_model is not None else None
-
-        device, on_epoch = self.settings.device, self.reporter.epoch
-
-        def trainer(num_steps: int | None) -> Callable[..., dict[str, Any]]:
-            def train(model: nn.Module, *, loss_fn: LossFn | None = None,
-                      config: TrainConfig | None = None, label: str = "SNN") -> dict[str, Any]:
-                chosen = with_epochs(config, cell.epochs) if config is not None else snn_config
-                kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
-
-                def fit() -> dict[str, Any]:
-                    return train_model(
-                        model, loader("train", batch_size=chosen.batch_size, shuffle=True),
-                        chosen, device=device, label=label, on_epoch=on_epoch,
-                        precision=self.settings.precision, **kwargs,
-                    ).as_dict()
-
-                if distributed.is_active():  # ranks train together; nothing to share
-                    return fit()
-                key = self.trained_key(cell, data, method, num_steps, model, label, chosen,
-                                       loss_fn, ann_digest())
-                summary = self.trained_or_cached(key, model, fit, about={
-                    "method": cell.method, "architecture": cell.architecture,
-                    "width": cell.width, "dataset": cell.dataset, "seed": cell.seed,
-                    "T": num_steps, "label": label})
-                model.to(device).eval()  # where and how training leaves it, loaded or not
-                return summary
-
-            return train
+        trainer = MethodTrainer(
+            cache=self.trained_cache, cell=cell, data=data, method=method,
+            architecture_build=self.plugins.architectures.get(cell.architecture).build,
+            loader=loader, default_config=snn_config, ann=ann_model,
+            device=self.settings.device, precision=self.settings.precision,
+            version=SNNBENCH_VERSION, on_epoch=self.reporter.epoch)
 
         def context(num_steps: int | None) -> MethodContext:
             return MethodContext(
                 T=num_steps, params=dict(cell.method_params), data=data,
                 ann=copy.deepcopy(ann_model) if ann_model is not None else None,
-                seed=cell.seed, device=device, epochs_override=cell.epochs,
-                build_architecture=build, loader=loader, train=trainer(num_steps),
+                seed=cell.seed, device=self.settings.device, epochs_override=cell.epochs,
+                build_architecture=build, loader=loader, train=trainer.for_steps(num_steps),
                 snn_training=snn_config, log=self.reporter.message,
             )
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.errors import UsageError
-from snnbench_suite.execute import RunSettings, resolve_recipe, with_epochs
+from snnbench_suite.execute import RunSettings, resolve_recipe
 from snnbench_suite.matrix import ResolvedExecutor, RunPlan
 from snnbench_suite.plugins import Plugins
 from snnbench_suite.progress import Reporter
@@ -37,6 +37,7 @@ from snnbench_suite.results import (
     write_record,
 )
 from snnbench_suite.specs import CellEvent, ExecutorRequest, UnitOutcome, WorkUnit
+from snnbench_suite.train import with_epochs
 from snnbench_suite.work import (
     OUTCOME_COMPLETE,
     UnitWorker,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -92,6 +92,11 @@ class TrainingSummary:
         if self.batch_norm is not None:
             result["batch_norm_across_ranks"] = self.batch_norm
         return {**result, **self.extra}
+
+
+def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
+    """`config` with the --epochs override applied (None keeps its own epochs)."""
+    return config if epochs is None else replace(config, epochs=epochs)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
