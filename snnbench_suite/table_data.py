@@ -127,7 +127,12 @@ def _per_t_extras(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             rows.append({**base, "T": pd.NA, **dict.fromkeys(PER_T_METRICS, math.nan)})
             continue
         for entry in entries:
-            rows.append({**base, "T": int(entry["T"]),
+            # An entry kept when the cell was resumed says which run computed it.
+            earlier = entry.get("computed_in") or {}
+            own = {"git_commit": (earlier.get("git") or {}).get("commit"),
+                   "git_dirty": (earlier.get("git") or {}).get("dirty"),
+                   "snnbench_version": earlier.get("snnbench_version")} if earlier else {}
+            rows.append({**base, **own, "T": int(entry["T"]),
                          **{key: _finite(entry.get(key)) for key in PER_T_METRICS}})
     frame = pd.DataFrame(rows)
     frame["T"] = frame["T"].astype("Int64")
@@ -265,10 +270,13 @@ def provenance_lines(records: Sequence[dict[str, Any]]) -> list[str]:
         envs.append(f"{device}, torch {p.get('torch') or 'unknown'}")
     commits = []
     for r in records:
-        git = (r.get("provenance") or {}).get("git") or {}
-        commit = git.get("commit")
-        commits.append(None if not commit else commit[:7] + ("+dirty" if git.get("dirty")
-                                                             else ""))
+        runs = [(r.get("provenance") or {}).get("git") or {}]
+        runs += [(e.get("computed_in") or {}).get("git") or {}
+                 for e in r.get("per_T") or [] if e.get("computed_in")]
+        for git in {json.dumps(g, sort_keys=True): g for g in runs}.values():
+            commit = git.get("commit")
+            commits.append(None if not commit else commit[:7] + ("+dirty" if git.get("dirty")
+                                                                 else ""))
     versions = [(r.get("provenance") or {}).get("snnbench_version") for r in records]
     lines = [
         "methods: " + ", ".join(f"{m} v{v}" for m, v in methods),

@@ -112,6 +112,19 @@ class EventReporter(Reporter):
         self._event("message", text=text)
 
 
+def from_earlier_run(previous: dict[str, Any] | None, items: list[dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Entries (per-T results, builds) a resumed cell keeps from its previous record, each
+    stamped with the run that computed it: the record's own provenance describes the run
+    that finished it, which may be another commit. A stamp already there is kept."""
+    if previous is None or not items:
+        return items
+    provenance = previous.get("provenance") or {}
+    stamp = {"finished_at": previous.get("finished_at"), "git": provenance.get("git"),
+             "snnbench_version": provenance.get("snnbench_version")}
+    return [{**item, "computed_in": item.get("computed_in") or stamp} for item in items]
+
+
 def base_record(plugins: Plugins, cell: Cell, steps: Sequence[int],
                 env: dict[str, Any]) -> dict[str, Any]:
     method = plugins.methods.get(cell.method)
@@ -207,7 +220,8 @@ class UnitWorker:
         self.plugins.manager.hook.snnbench_cell_started(cell=cell)
         sink(CellEvent("cell_started", cell.cell_id, cell.label, worker=worker_name()))
         started = time.perf_counter()
-        kept = [e for e in (previous or {}).get("per_T", []) if int(e["T"]) in done]
+        kept = from_earlier_run(previous, [e for e in (previous or {}).get("per_T", [])
+                                           if int(e["T"]) in done])
         try:
             result = self.runner.run(cell, missing)
         except Exception as exc:  # one failing cell must not stop the matrix
@@ -220,7 +234,13 @@ class UnitWorker:
         else:
             entries = {int(e["T"]): e for e in kept}
             entries.update({int(e["T"]): e for e in result.pop("per_T")})
-            record.update(status=STATUS_OK, error=None, **result,
+            # The builds that produced the kept entries stay with them: per-T builds of
+            # those T, and an anytime build (T None) when it served any of them.
+            earlier_builds = from_earlier_run(previous, [
+                b for b in (previous or {}).get("builds", [])
+                if kept and (b.get("T") is None or int(b["T"]) in done)])
+            builds = earlier_builds + list(result.pop("builds", []))
+            record.update(status=STATUS_OK, error=None, **result, builds=builds,
                           per_T=[entries[t] for t in sorted(entries)])
             record["provenance"]["dataset_fingerprint"] = (
                 (record.get("dataset") or {}).get("fingerprint"))

@@ -134,11 +134,19 @@ def test_run_resume_and_records_table(tmp_path, capsys) -> None:
     assert "0 cells ran, 2 already recorded" in capsys.readouterr().err
     assert [p.stat().st_mtime_ns for p in paths] == stamps
 
-    # more T later: only the missing T runs, the earlier entries are kept
+    # more T later: only the missing T runs, the earlier entries are kept, each (and the
+    # build that made them) stamped with the run that computed them
+    naive_path = next(p for p in paths if "naive" in p.name)
+    first = json.loads(naive_path.read_text())
     assert run_cli(*quick(tmp_path, "--methods", "naive", "--T", "1,8,16", "--archs", "vgg11")) == 0
     capsys.readouterr()
-    record = json.loads(next(p for p in paths if "naive" in p.name).read_text())
+    record = json.loads(naive_path.read_text())
     assert [e["T"] for e in record["per_T"]] == [1, 8, 16]
+    stamp = {"finished_at": first["finished_at"], "git": first["provenance"]["git"],
+             "snnbench_version": first["provenance"]["snnbench_version"]}
+    assert [e.get("computed_in") for e in record["per_T"]] == [stamp, stamp, None]
+    assert [b.get("computed_in") for b in record["builds"]] == [stamp, None]
+    assert record["per_T"][0]["top1"] == first["per_T"][0]["top1"]
 
     assert run_cli("table", "--results", str(tmp_path / "results"),
                    "--layout", "records", "--format", "csv") == 0
