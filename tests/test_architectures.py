@@ -63,10 +63,9 @@ SLOW_AGREEMENT = {
     # Just above the bar since VGG's pools stop leaving convolutions on 1x1 maps (it was
     # 72.2% with six convolutions on 1x1 maps and an ANN at 79.4%).
     "vgg16": "95.3%",
-    # Below the bar, so a slow run fails on it: the max-activation thresholds of 27
-    # sequential layers need more steps (95.3% at T = 1024; 97.5% at T = 1024 after 24
-    # epochs, where T = 256 still gives 62.5%).
-    "mobilenet_v1": "66.9% (ANN 91.9%)",
+    # 98.1%, 98.3% and 98.9% for seeds 0-2 with linear depthwise convolutions; it was
+    # 66.9% (ANN 91.9%) with an activation after each of them.
+    "mobilenet_v1": "98.1%",
 }
 
 
@@ -153,7 +152,9 @@ REFERENCE_PARAMETERS = [
     ("resnet50", (3, 224, 224), 1000, 25_557_032),
     ("densenet121", (3, 224, 224), 1000, 7_978_856),
     ("mobilenet_v2", (3, 224, 224), 1000, 3_504_872),
-    ("mobilenet_v1", (3, 224, 224), 1000, 4_231_976),
+    # timm's 4,231,976 less the 9,920 weights of the depthwise BNs (Sheng et al.'s
+    # separable convolution has none).
+    ("mobilenet_v1", (3, 224, 224), 1000, 4_231_976 - 9_920),
     ("regnetx_200mf", (3, 224, 224), 1000, 2_684_792),
     ("regnetx_400mf", (3, 224, 224), 1000, 5_157_512),
     ("densenet_bc100", (3, 32, 32), 10, 769_186),
