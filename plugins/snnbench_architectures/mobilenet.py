@@ -142,9 +142,10 @@ SPECS = [
         "al., A Quantization-Friendly Separable Convolution for MobileNets, EMC2 2018, "
         "without its depthwise weight penalty), so that conversion does not put a neuron "
         "layer after each of them; stem stride 1 for inputs up to 64x64; the earliest "
-        "stride-2 blocks keep stride 1 when the input is too small to reach 2x2 otherwise (8x8 digits end "
-        "at 2x2, as CIFAR does); uniform width scaling (at least 4 channels, no rounding to "
-        "multiples of 8); the method's activation everywhere; no dropout.",
+        "stride-2 blocks keep stride 1 when the input is too small to reach 2x2 otherwise "
+        "(8x8 digits end at 2x2, as CIFAR does); uniform width scaling (at least 4 "
+        "channels, no rounding to multiples of 8); the method's activation everywhere; no "
+        "dropout.",
     ),
     ArchitectureSpec(
         name="mobilenet_v2", family="mobilenet", build=mobilenet_v2, default_width=0.25,
