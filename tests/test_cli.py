@@ -203,6 +203,10 @@ def test_list_and_plugins_show_origins(capsys) -> None:
     assert run_cli("list", "methods") == 0
     out = capsys.readouterr().out
     assert "naive" in out and "conversion" in out and "snnbench_methods" in out
+    # Redirected output is not cropped to 80 columns: every description is there whole.
+    assert run_cli("list", "architectures") == 0
+    out = capsys.readouterr().out
+    assert "MobileNet V2: inverted residuals with linear bottlenecks, 1280-channel" in out
     assert run_cli("plugins", "--all") == 0
     out = capsys.readouterr().out
     assert "snnbench_datasets" in out and "loaded" in out
