@@ -88,6 +88,7 @@ from snnbench_methods.recipes import RELU_BN
 from snnbench_suite import MethodContext, MethodSpec
 from snnbench_suite.snn import (
     IFNeuron,
+    InOrderRecorder,
     RecordedInputs,
     SpikingNetwork,
     ThresholdReLU,
@@ -221,10 +222,12 @@ def calibrate_layers(
         raise ValueError(f"unknown calibration mode {mode!r}; use 'light' or 'advanced'")
     ann_outputs = module_outputs(ann, [a for a, _ in pairs], x)
     errors = []
+    # Each neuron's input is recorded once, resuming where the previous neuron's stopped;
+    # what a neuron receives does not depend on its own corrections, so it is simulated
+    # alone for each of them.
+    recorder = InOrderRecorder(network, x, num_steps)
     for (_, neuron), target in zip(pairs, ann_outputs, strict=True):
-        # What a neuron receives does not depend on its own corrections: record it once
-        # (one run of the layers below) and simulate the neuron alone for each of them.
-        inputs = RecordedInputs(network, neuron, x, num_steps)
+        inputs = recorder.inputs(neuron)
         rate = inputs.rates(neuron)
         if mode == "light":
             gap = channel_mean(rate) - channel_mean(target)

@@ -39,6 +39,7 @@ from snnbench_suite.snn.graphs import (
     pre_activation_subgraph,
     require_average_pooling,
 )
+from snnbench_suite.snn.in_order import InOrderRecorder
 from snnbench_suite.snn.neurons import IFNeuron, LIFNeuron, SpikingNeuron, broadcast_channels
 from snnbench_suite.snn.observe import ActivationStats, observe_activations, recording_outputs
 from snnbench_suite.snn.readout import anytime_readout, readout_at
@@ -53,6 +54,7 @@ __all__ = [
     "ConversionGraph",
     "IFEncoder",
     "IFNeuron",
+    "InOrderRecorder",
     "LIFNeuron",
     "QCFS",
     "Rectangle",

@@ -245,6 +245,14 @@ class RecordedInputs:
             kept.append(chunk)  # type: ignore[union-attr]
         self._kept = kept
 
+    @classmethod
+    def of_chunks(cls, chunks: list[torch.Tensor], num_steps: int) -> RecordedInputs:
+        """An input recorded elsewhere (`InOrderRecorder`), kept as given."""
+        inputs = cls.__new__(cls)
+        inputs.num_steps = num_steps
+        inputs._kept = list(chunks)
+        return inputs
+
     @property
     def kept(self) -> bool:
         return self._kept is not None
