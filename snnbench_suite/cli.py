@@ -203,8 +203,9 @@ def _parameter_count(spec: object) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     plugins = _load(args)
     console = Console()
-    if not console.is_terminal:
-        # Piped or redirected: rich would assume 80 columns and crop the descriptions.
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or redirected, rich assumes 80 columns, and the names, which do not wrap,
+        # squeeze the descriptions out.
         console = Console(width=200)
     kinds = [args.kind] if args.kind else list(LIST_KINDS)
     for kind in kinds:

@@ -368,3 +368,11 @@ def test_list_architectures_shows_family_and_parameter_count(capsys, monkeypatch
     vgg11 = ArchitectureRequest(num_classes=10, input_shape=(3, 32, 32), width=0.25)
     count = sum(p.numel() for p in PLUGINS.architectures.get("vgg11").build(vgg11).parameters())
     assert f"{count / 1e6:.2f}M" in rows["vgg11"]
+
+
+def test_mobilenet_v1_has_no_activation_after_its_depthwise_convolutions(plugins) -> None:
+    # Sheng et al.'s separable convolution: neurons after the stem and the 13 pointwise
+    # convolutions only (27 with the original's depthwise activations).
+    model = plugins.architectures.get("mobilenet_v1").build(
+        ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8)))
+    assert len(prepare_conversion(model).sites) == 14

@@ -251,6 +251,7 @@ class RecordedInputs:
         inputs = cls.__new__(cls)
         inputs.num_steps = num_steps
         inputs._kept = list(chunks)
+        inputs._record = lambda: iter(inputs._kept or [])
         return inputs
 
     @property
