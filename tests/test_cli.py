@@ -199,11 +199,13 @@ def test_plugin_failing_on_import_is_a_warning_not_an_exit(capsys, install_plugi
     assert run_cli("--strict-plugins", "list") == 2
 
 
-def test_list_and_plugins_show_origins(capsys) -> None:
+def test_list_and_plugins_show_origins(capsys, monkeypatch) -> None:
     assert run_cli("list", "methods") == 0
     out = capsys.readouterr().out
     assert "naive" in out and "conversion" in out and "snnbench_methods" in out
-    # Redirected output is not cropped to 80 columns: every description is there whole.
+    # Redirected output is not cropped to 80 columns: every description is there whole
+    # (unless the user set COLUMNS, which is then obeyed).
+    monkeypatch.delenv("COLUMNS", raising=False)
     assert run_cli("list", "architectures") == 0
     out = capsys.readouterr().out
     assert "MobileNet V2: inverted residuals with linear bottlenecks, 1280-channel" in out
