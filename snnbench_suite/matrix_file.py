@@ -60,8 +60,8 @@ class MatrixFile:
     methods: list[Entry]
     architectures: list[Entry]
     datasets: list[Entry]
+    steps: list[int]  # the T key, which every matrix names
     seeds: list[int] | None = None
-    steps: list[int] | None = None
     epochs: int | None = None
     executor: Entry | None = None
     jobs: int | None = None
