@@ -164,10 +164,13 @@ class SpikingNetwork(nn.Module):
 
     def _simulate(self, x_seq: torch.Tensor) -> torch.Tensor:
         num_steps = x_seq.shape[0]
+        return unfold_time(self.graph_module(self.graph_input(x_seq), num_steps), num_steps)
+
+    def graph_input(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """What the traced graph receives for the input sequence `[T, B, ...]`: the folded
+        `[T*B, ...]` batch, through the encoder when there is one."""
         x = fold_time(x_seq)
-        if self.encoder is not None:
-            x = self.encoder(x, num_steps)
-        return unfold_time(self.graph_module(x, num_steps), num_steps)
+        return self.encoder(x, x_seq.shape[0]) if self.encoder is not None else x
 
     def neurons(self) -> Iterator[tuple[str, TemporalModule]]:
         for name, module in self.named_modules():

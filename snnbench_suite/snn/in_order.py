@@ -30,7 +30,6 @@ from snnbench_suite.snn.calibration import (
 )
 from snnbench_suite.snn.convert import SpikingNetwork
 from snnbench_suite.snn.encoding import direct
-from snnbench_suite.snn.temporal import fold_time
 
 
 class _OverBudget(Exception):
@@ -130,9 +129,7 @@ class InOrderRecorder:
 
     def _placeholder(self, node: fx.Node, chunk: torch.Tensor) -> Any:
         if node is self._placeholders[0]:
-            x = fold_time(direct(chunk, self.num_steps))
-            encoder = self.network.encoder
-            return encoder(x, self.num_steps) if encoder is not None else x
+            return self.network.graph_input(direct(chunk, self.num_steps))
         return self.num_steps  # the converted graph's second input
 
     def _forget(self) -> None:
