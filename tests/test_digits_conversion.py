@@ -29,13 +29,14 @@ def test_converted_bn_network_at_T512_is_within_one_point_of_its_ann(plugins, tm
     assert "one simulation with T = 512" in by_t[4]["t_source"]
 
 
-def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_path: Path):
-    """calib and calib.light at T = 4 on one BN-trained vgg11 (one ANN, shared through the
-    cache): close to the ANN, far above naive, and above calib with the paper's per-step
-    shift, floor search and potential step (measured, seed 0: ANN 98.89, calib 97.78,
-    calib.light 97.22, the paper's form 88.06, naive 9.72). The bound on the gap to the
-    ANN leaves room for a few test digits (one is 0.28 points) to flip with the thread
-    count."""
+def test_calibration_at_small_T_beats_naive_and_the_papers_choices(plugins, tmp_path: Path):
+    """calib and calib.light on one BN-trained vgg11 (one ANN, shared through the cache):
+    within 2 points of the ANN at T = 4, far above naive, and at T = 2 far above calib
+    with all of the paper's choices (per-step shift, floor search, one threshold per
+    layer, the full potential step). Measured, seed 0, 100-epoch ANN 99.72: calib 99.17
+    / 97.78 at T = 4 / 2, calib.light 99.17 / 97.22, the paper's choices 85.00 at T = 2,
+    naive 9.72 at T = 4. A few test digits (one is 0.28 points) may flip with the thread
+    count the ANN trained with."""
     settings = RunSettings(results_dir=tmp_path / "r", cache_dir=tmp_path / "c",
                            data_root=None, device=torch.device("cpu"))
     runner = CellRunner(plugins, settings, Reporter())
@@ -49,16 +50,12 @@ def test_calibration_at_small_T_beats_naive_and_the_papers_shift(plugins, tmp_pa
 
     (calib_2, calib), ann = top1("calib", [], [2, 4])
     (light_2, light), _ = top1("calib.light", [], [2, 4])
-    paper_steps = ["calib.bias_first=false", "calib.potential_step_search=false"]
-    (paper_2,), _ = top1("calib", paper_steps, [2])
-    (paper,), _ = top1("calib", ["calib.shift_as=input_current", "calib.search_offset=0",
-                                 "calib.channel_wise=false", *paper_steps], [4])
+    (paper_2,), _ = top1("calib", ["calib.shift_as=input_current", "calib.search_offset=0",
+                                   "calib.channel_wise=false", "calib.bias_first=false",
+                                   "calib.potential_step_search=false"], [2])
     (naive,), _ = top1("naive", [], [4])
-    assert ann > 95.0
-    assert ann - min(calib, light) <= 3.0
+    assert ann > 98.0
+    assert ann - min(calib, light) <= 2.0
     assert min(calib, light) > naive + 30
-    assert min(calib, light) > paper + 5
-    # At T = 2 the paper's potential step falls below bias calibration, the searched one
-    # does not (measured: calib 95.00, calib.light 93.89, the paper's step 92.50).
     assert calib_2 >= light_2 - 0.5
-    assert calib_2 > paper_2
+    assert min(calib_2, light_2) > paper_2 + 5

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from snnbench_datasets.tensors import TensorImages, random_shift
 from snnbench_suite import DatasetInfo, DatasetRequest, DatasetSpec, DatasetSplits, TrainConfig
 
-VERSION = "1"
+# Version 2: the ANNs train for 100 epochs instead of 8 (see ann_training below).
+VERSION = "2"
 TEST_SIZE = 360
 SPLIT_SEED = 0
 CALIBRATION_SIZE = 256
@@ -88,7 +89,12 @@ DIGITS = DatasetSpec(
     load=load,
     embedded=True,
     params={"size": 8},
-    ann_training=TrainConfig(epochs=8, batch_size=64, optimizer="sgd", lr=0.1,
+    # The ANNs that conversion methods start from are trained to convergence, as in the
+    # papers: 8 epochs left them 1.5-4 points short (mean test top-1 over seeds 0-2 after
+    # 8 / 100 epochs: vgg11 97.59 / 99.72, resnet20 97.50 / 99.54, mobilenet_v2 95.19 /
+    # 99.17), and a conversion benchmark should not measure how an undertrained ANN
+    # quantizes. A trained ANN is cached and shared by every method that asks for it.
+    ann_training=TrainConfig(epochs=100, batch_size=64, optimizer="sgd", lr=0.1,
                              weight_decay=5e-4),
     # SGD, not Adam: with Adam the surrogate-gradient noise of a 19-layer spiking ResNet
     # scrambles its early layers and training stalls at chance on this small dataset.
