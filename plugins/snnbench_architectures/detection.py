@@ -116,9 +116,11 @@ class SingleStageDetector(nn.Module):
         self.tower = nn.Sequential(*layers)
         self.predict = nn.Conv2d(width, BOX_AND_CENTERNESS + request.num_classes, 3, 1, 1)
         nn.init.normal_(self.predict.weight, std=0.01)
-        nn.init.zeros_(self.predict.bias)
+        bias = self.predict.bias
+        assert bias is not None  # the prediction convolution is built with a bias
+        nn.init.zeros_(bias)
         with torch.no_grad():
-            self.predict.bias[BOX_AND_CENTERNESS:] = -math.log(
+            bias[BOX_AND_CENTERNESS:] = -math.log(
                 (1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

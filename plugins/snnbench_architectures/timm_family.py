@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,7 +60,7 @@ def build_timm(model_name: str, request: ArchitectureRequest) -> nn.Module:
     if not request.batch_norm:
         raise ValueError(f"{name}: timm models keep their own normalisation layers; a "
                          "method asking for a network without BN cannot use them.")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if get_pretrained_cfg_value(model_name, "fixed_input_size"):
         kwargs["img_size"] = (height, width)  # e.g. ViTs size their position embedding
     try:

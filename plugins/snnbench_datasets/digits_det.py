@@ -11,7 +11,7 @@ its category its digit (COCO category ids 1-10 for digits 0-9).
 The split is fixed and seeded: training canvases use only the digits of the `digits`
 training split, test canvases only those of its test split (so no scan is in both), with
 generator seed 0 for the layout. The annotations are a COCO-format dict
-(`annotations`) and are scored with pycocotools' COCOeval, as COCO itself is.
+(`coco_annotations`) and are scored with pycocotools' COCOeval, as COCO itself is.
 The fingerprint hashes the canvases, boxes, labels and the calibration subset.
 """
 
@@ -97,18 +97,19 @@ def compose(scans: np.ndarray, labels: np.ndarray, count: int, size: int, seed: 
 def coco_dict(objects: list[list[tuple[float, float, float, float, int]]], size: int,
               first_image_id: int) -> dict[str, Any]:
     """The COCO-format annotations of composed canvases (category id = digit + 1)."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    boxes: list[dict[str, Any]] = []
     for offset, found in enumerate(objects):
         image_id = first_image_id + offset
         images.append({"id": image_id, "width": size, "height": size,
                        "file_name": f"{NAME}_{image_id:06d}.png"})
         for x1, y1, x2, y2, digit in found:
-            annotations.append({"id": len(annotations) + 1,
+            boxes.append({"id": len(boxes) + 1,
                                 "image_id": image_id, "category_id": digit + 1,
                                 "bbox": [x1, y1, x2 - x1, y2 - y1],
                                 "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
     categories = [{"id": d + 1, "name": str(d), "supercategory": "digit"} for d in range(10)]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    return {"images": images, "annotations": boxes, "categories": categories}
 
 
 def _samples(canvases: np.ndarray, annotations: dict[str, Any], size: int, split: str
@@ -157,7 +158,7 @@ def load(request: DatasetRequest) -> DatasetSplits:
     return splits
 
 
-def annotations(params: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def coco_annotations(params: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The COCO-format annotation dicts {"train": ..., "test": ...} of digits_det."""
     from pathlib import Path
 

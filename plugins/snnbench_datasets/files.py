@@ -128,7 +128,7 @@ def atomic_file(path: Path, dataset: str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None], dataset: str) -> None:
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object], dataset: str) -> None:
     """Write a file through `write(handle)`, atomically (see `atomic_file`)."""
     with atomic_file(path, dataset) as tmp, open(tmp, "wb") as handle:
         write(handle)

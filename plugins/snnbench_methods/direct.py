@@ -129,15 +129,15 @@ def train_at(ctx: MethodContext, model: nn.Module, steps: int,
 
 
 def build_sdt(ctx: MethodContext) -> nn.Module:
-    assert_per_t(ctx)
+    steps = steps_of(ctx)
     model = trainable_snn(ctx)
-    ctx.notes["trained_at_T"] = ctx.T
-    ctx.notes["training"] = train_at(ctx, model, ctx.T, sdt_loss, f"sdt T={ctx.T}")
+    ctx.notes["trained_at_T"] = steps
+    ctx.notes["training"] = train_at(ctx, model, steps, sdt_loss, f"sdt T={steps}")
     return model.eval()
 
 
 def build_tet(ctx: MethodContext) -> nn.Module:
-    assert_per_t(ctx)
+    steps = steps_of(ctx)
     lam = tet_lambda(ctx)
     model = trainable_snn(ctx)
 
@@ -146,20 +146,22 @@ def build_tet(ctx: MethodContext) -> nn.Module:
 
     inherit = int(ctx.params["time_inheritance_T"])
     ctx.notes["lam"] = lam
-    if inherit and inherit < ctx.T:
+    if inherit and inherit < steps:
         ctx.notes["pretraining"] = train_at(ctx, model, inherit, loss, f"tet T={inherit}")
-        ctx.notes["training"] = train_at(ctx, model, ctx.T, loss, f"tet T={ctx.T} (inherited)",
+        ctx.notes["training"] = train_at(ctx, model, steps, loss, f"tet T={steps} (inherited)",
                                          epochs=int(ctx.params["time_inheritance_epochs"]))
-        ctx.notes["trained_at_T"] = f"{inherit}, fine-tuned at {ctx.T}"
+        ctx.notes["trained_at_T"] = f"{inherit}, fine-tuned at {steps}"
     else:
-        ctx.notes["training"] = train_at(ctx, model, ctx.T, loss, f"tet T={ctx.T}")
-        ctx.notes["trained_at_T"] = ctx.T
+        ctx.notes["training"] = train_at(ctx, model, steps, loss, f"tet T={steps}")
+        ctx.notes["trained_at_T"] = steps
     return model.eval()
 
 
-def assert_per_t(ctx: MethodContext) -> None:
+def steps_of(ctx: MethodContext) -> int:
+    """The cell's T; direct-training methods are per-T, so the runner always passes one."""
     if ctx.T is None:
         raise ValueError("direct-training methods are per-T: the runner must pass T")
+    return ctx.T
 
 
 def check_tet(params: Mapping[str, Any]) -> None:

@@ -33,8 +33,8 @@ from torch import nn
 
 from snnbench_methods.direct import (
     DIRECT_TRAINING_TRAITS,
-    assert_per_t,
     sdt_loss,
+    steps_of,
     trainable_snn,
 )
 from snnbench_methods.recipes import RELU_BN
@@ -84,8 +84,7 @@ def teacher_input(x: torch.Tensor, modality: str) -> torch.Tensor:
 
 def build_distilled(ctx: MethodContext, *, label: str, use_laf: bool, use_kd: bool,
                     relu_last: bool) -> nn.Module:
-    assert_per_t(ctx)
-    steps = ctx.T
+    steps = steps_of(ctx)
     modality = ctx.data.info.modality
     tau, alpha = float(ctx.params.get("tau", 1.0)), float(ctx.params.get("alpha", 1.0))
     model = trainable_snn(ctx, relu_last=relu_last)

@@ -75,7 +75,9 @@ def build(ctx: MethodContext) -> nn.Module:
     thresholds = {}
     for site in graph.sites:
         # The threshold the ANN computed with: the parameter floored at min_threshold.
-        lam = float(site.activation.effective_threshold().detach())
+        activation = site.activation
+        assert isinstance(activation, QCFS)  # require_activations checked every site
+        lam = float(activation.effective_threshold().detach())
         if not lam > 0:  # cannot happen with the floor; a guard for hand-made modules
             raise ConversionError(
                 f"qcfs: the threshold of activation {site.source!r} is {lam:.4g}; it must "

@@ -3,6 +3,8 @@ the EnOF ablation, and accuracy against cost."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from snnbench_suite import TableSpec, mean_std_cell
@@ -105,7 +107,7 @@ def calibration(frame: pd.DataFrame) -> pd.DataFrame:
     for (dataset, arch, setting), group in ours.groupby(
             ["dataset", "arch_label", "setting"], sort=True):
         label = f"{arch} {setting}".strip()
-        steps = steps_of(group[group["status"] == "ok"]) or [None]
+        steps: list[int | None] = [*steps_of(group[group["status"] == "ok"])] or [None]
         by_level = {CALIBRATION_LEVELS[m]: g for m, g in group.groupby("method")}
         for t in steps:
             row = {"dataset": dataset, "architecture": label, "T": NOT_RUN if t is None else t,
@@ -172,7 +174,7 @@ def _mean(values: pd.Series, scale: float = 1.0) -> str:
 def efficiency(frame: pd.DataFrame) -> pd.DataFrame:
     """Accuracy against cost per sample at each T (means over seeds): firing rate, SOPs,
     effective MACs and ACs, energy, and the energy of the ANN on the same hardware model."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for base, group, ok, steps in cell_groups(frame):
         if not steps:
             status = status_text(group)
