@@ -20,9 +20,10 @@ def test_converted_bn_network_at_T512_is_within_one_point_of_its_ann(plugins, tm
     result = CellRunner(plugins, settings, Reporter()).run(plan.cells[0], [4, 512])
     ann = result["ann"]["top1"]
     by_t = {e["T"]: e for e in result["per_T"]}
-    assert ann > 95.0
+    assert ann > 98.0
     # One point is 3.6 of the 360 test samples: the few samples whose ANN logits are
-    # nearly tied may flip at finite T (measured: 2 samples, 0.56 points, seed 0).
+    # nearly tied may flip at finite T (measured, seed 0: ANN 99.44, T = 512 99.17, one
+    # sample).
     assert abs(by_t[512]["top1"] - ann) <= 1.0
     assert by_t[4]["top1"] < ann - 20  # naive conversion is poor at small T
     assert 0 < by_t[512]["firing_rate"] < 1
