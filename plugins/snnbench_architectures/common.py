@@ -24,13 +24,13 @@ SMALLEST_MAP = 2
 class Normalize(nn.Module):
     """(x - mean) / std per channel; the model's first module so conversion sees it."""
 
+    mean: torch.Tensor  # buffers, declared for type checkers
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(-1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(-1, 1, 1))
-
-    mean: torch.Tensor
-    std: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
