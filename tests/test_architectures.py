@@ -10,6 +10,7 @@ what they measured is recorded below. No architecture is excused from the 95% ba
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -22,7 +23,7 @@ from snnbench_suite.cli import main
 from snnbench_suite.errors import ConversionError, UnknownNameError, UsageError
 from snnbench_suite.matrix import Overrides, build_plan
 from snnbench_suite.plugins import Plugins, load_plugins
-from snnbench_suite.snn import IFNeuron, direct, prepare_conversion, trace
+from snnbench_suite.snn import IFNeuron, ThresholdReLU, direct, prepare_conversion, trace
 from snnbench_suite.testing import method_context
 
 
@@ -379,3 +380,56 @@ def test_mobilenet_v1_has_no_activation_after_its_depthwise_convolutions(plugins
     model = plugins.architectures.get("mobilenet_v1").build(
         ArchitectureRequest(num_classes=10, input_shape=(1, 8, 8)))
     assert len(prepare_conversion(model).sites) == 14
+
+
+def bn_free_cases() -> list[str]:
+    """Enrolled architectures that build without BN (timm models refuse to)."""
+    names = []
+    for name in ARCHITECTURES:
+        try:
+            PLUGINS.architectures.get(name).build(ArchitectureRequest(
+                num_classes=10, input_shape=(1, 8, 8), batch_norm=False))
+        except ValueError:
+            continue
+        names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", bn_free_cases())
+def test_bn_free_networks_start_with_logits_that_depend_on_the_input(plugins, name) -> None:
+    # With PyTorch's default initialisation and no BN, the logits of mobilenet_v2 and
+    # vgg11 on 32 different digits-sized inputs varied by 1e-7 to 1e-4 of their size
+    # (softreset's mobilenet_v2 then trained to chance); with He initialisation and
+    # zeroed residual branches every built-in network is above 1.5e-2.
+    spec = plugins.architectures.get(name)
+    torch.manual_seed(0)
+    model = spec.build(ArchitectureRequest(
+        num_classes=10, input_shape=(1, 8, 8), width=spec.default_width, batch_norm=False,
+        activation=functools.partial(ThresholdReLU, 2.0), normalization=((0.5,), (0.25,))))
+    with torch.no_grad():
+        logits = model(torch.rand(32, 1, 8, 8))
+    spread = float(logits.std(0).mean()) / float(logits.abs().mean())
+    assert spread > 5e-3, f"{name}: logits vary by {spread:.1e} of their size across inputs"
+
+
+def test_residual_branches_start_at_zero_with_and_without_bn(plugins) -> None:
+    def blocks(name: str, batch_norm: bool) -> list[nn.Module]:
+        model = plugins.architectures.get(name).build(ArchitectureRequest(
+            num_classes=10, input_shape=(1, 8, 8), batch_norm=batch_norm))
+        return [m for m in model.modules() if hasattr(m, "conv2") and hasattr(m, "shortcut")]
+
+    for block in blocks("resnet18", batch_norm=True):
+        assert not block.bn2.weight.any() and block.conv2.weight.any()
+    # resnet20 keeps PyTorch's default initialisation with BN; without BN every
+    # residual network starts its branches at zero.
+    for block in blocks("resnet20", batch_norm=True):
+        assert block.bn2.weight.all()
+    for name in ("resnet18", "resnet20"):
+        free_blocks = blocks(name, batch_norm=False)
+        assert len(free_blocks) == {"resnet18": 8, "resnet20": 9}[name]
+        for block in free_blocks:
+            assert not block.conv2.weight.any()
+            # The other convolutions have He initialisation: std sqrt(2 / fan_in).
+            weight = block.conv1.weight
+            expected = (2 / weight[0].numel()) ** 0.5
+            assert 0.8 * expected < float(weight.std()) < 1.2 * expected

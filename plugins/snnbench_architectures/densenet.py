@@ -24,6 +24,7 @@ from snnbench_architectures.common import (
     SMALLEST_MAP,
     check_request,
     imagenet_or_cifar_stem,
+    init_without_batch_norm,
     input_layers,
     norm2d,
     scaled,
@@ -82,7 +83,7 @@ def densenet(blocks: list[int], growth_rate: int, stem_channels: int,
             size //= 2
     layers += [*_pre_activation(channels, request), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(channels, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 def densenet121(request: ArchitectureRequest) -> nn.Module:

@@ -46,12 +46,13 @@ from torch import nn
 from snnbench_architectures.common import (
     check_request,
     conv_bn_act,
+    init_without_batch_norm,
     input_layers,
     is_small,
     norm2d,
     scaled,
     stage_strides,
-    zero_init_last_bn,
+    zero_init_branch,
 )
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
@@ -85,7 +86,7 @@ def mobilenet_v1(request: ArchitectureRequest) -> nn.Module:
         layers += conv_bn_act(channels, out_channels, 1, 1, request)
         channels = out_channels
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 class InvertedResidual(nn.Module):
@@ -99,12 +100,13 @@ class InvertedResidual(nn.Module):
         if expansion != 1:
             layers += conv_bn_act(in_channels, hidden, 1, 1, request)
         layers += conv_bn_act(hidden, hidden, 3, stride, request, groups=hidden)
-        layers += [nn.Conv2d(hidden, out_channels, 1, bias=not request.batch_norm),
-                   norm2d(out_channels, request.batch_norm)]
+        project = nn.Conv2d(hidden, out_channels, 1, bias=not request.batch_norm)
+        project_norm = norm2d(out_channels, request.batch_norm)
+        layers += [project, project_norm]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and in_channels == out_channels
         if self.residual:
-            zero_init_last_bn(layers[-1])
+            zero_init_branch(project, project_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
@@ -130,7 +132,7 @@ def mobilenet_v2(request: ArchitectureRequest) -> nn.Module:
     last = scaled(1280, request.width)
     layers += conv_bn_act(channels, last, 1, 1, request)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(last, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 SPECS = [

@@ -28,12 +28,13 @@ from snnbench_architectures.common import (
     MIN_CHANNELS,
     check_request,
     conv_bn_act,
+    init_without_batch_norm,
     input_layers,
     is_small,
     norm2d,
     scaled,
     stage_strides,
-    zero_init_last_bn,
+    zero_init_branch,
 )
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
@@ -92,18 +93,19 @@ class XBlock(nn.Module):
         super().__init__()
         bn = request.batch_norm
         hidden = int(round(out_channels * bottleneck_ratio))
-        self.block = nn.Sequential(
+        layers = [
             *conv_bn_act(in_channels, hidden, 1, 1, request),
             *conv_bn_act(hidden, hidden, 3, stride, request, groups=hidden // group_width),
-            nn.Conv2d(hidden, out_channels, 1, bias=not bn),
-            norm2d(out_channels, bn),
-        )
+        ]
+        project = nn.Conv2d(hidden, out_channels, 1, bias=not bn)
+        project_norm = norm2d(out_channels, bn)
+        self.block = nn.Sequential(*layers, project, project_norm)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride,
                                                     bias=not bn), norm2d(out_channels, bn))
         self.act = request.activation()
-        zero_init_last_bn(self.block[-1])
+        zero_init_branch(project, project_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.block(x) + self.shortcut(x))
@@ -125,7 +127,7 @@ def regnet(params: RegNetParams, request: ArchitectureRequest, name: str) -> nn.
                                  params.bottleneck_ratio, request))
             channels = stage_width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 def regnetx_200mf(request: ArchitectureRequest) -> nn.Module:

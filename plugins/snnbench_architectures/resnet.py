@@ -24,10 +24,11 @@ from snnbench_architectures.common import (
     check_request,
     downsample,
     imagenet_or_cifar_stem,
+    init_without_batch_norm,
     input_layers,
     norm2d,
     scaled,
-    zero_init_last_bn,
+    zero_init_branch,
 )
 from snnbench_suite import ArchitectureRequest, ArchitectureSpec
 
@@ -56,7 +57,7 @@ class BasicBlock(nn.Module):
         self.shortcut = _shortcut(in_channels, channels, stride, bn)
         self.act2 = request.activation()
         if zero_init:
-            zero_init_last_bn(self.bn2)
+            zero_init_branch(self.conv2, self.bn2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -85,7 +86,7 @@ class Bottleneck(nn.Module):
         self.shortcut = _shortcut(in_channels, out_channels, stride, bn)
         self.act3 = request.activation()
         if zero_init:
-            zero_init_last_bn(self.bn3)
+            zero_init_branch(self.conv3, self.bn3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -100,7 +101,9 @@ Block = type[BasicBlock] | type[Bottleneck]
 class ResNet(nn.Module):
     """Stem, stages (the first keeps the resolution, each later one halves it), global
     average pool, then a linear classifier or, with `hidden`, a two-layer head.
-    `zero_init_residual` starts every residual branch at zero (see zero_init_last_bn)."""
+    `zero_init_residual` starts every residual branch at zero (see zero_init_branch);
+    without BN they always start there, since He-initialised branches added to the
+    identity would double the signal's variance at every block."""
 
     def __init__(self, blocks_per_stage: list[int], stage_channels: list[int],
                  request: ArchitectureRequest, name: str, *, block: Block = BasicBlock,
@@ -120,7 +123,7 @@ class ResNet(nn.Module):
             layers = []
             for number in range(blocks):
                 layers.append(block(channels, planes, stride if number == 0 else 1, request,
-                                    zero_init_residual))
+                                    zero_init_residual or not request.batch_norm))
                 channels = planes * block.expansion
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
@@ -131,6 +134,7 @@ class ResNet(nn.Module):
             self.head = nn.Sequential(nn.Linear(channels, hidden_features), request.activation())
             channels = hidden_features
         self.fc = nn.Linear(channels, request.num_classes)
+        init_without_batch_norm(self, request)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))

@@ -25,6 +25,7 @@ from snnbench_architectures.common import (
     SMALLEST_MAP,
     check_request,
     conv_bn_act,
+    init_without_batch_norm,
     input_layers,
     scaled,
 )
@@ -82,7 +83,7 @@ def build_vgg(config: list[int | str], request: ArchitectureRequest, name: str) 
     """Features, a global average pool and one linear classifier."""
     layers, channels, _ = vgg_features(config, request, name)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 def vgg11(request: ArchitectureRequest) -> nn.Module:
@@ -107,7 +108,7 @@ def vggsnn(request: ArchitectureRequest) -> nn.Module:
     # TET flattens the final map (3x3 for 48x48 frames) into its classifier.
     layers, channels, (height, width) = vgg_features(CONFIGS["vggsnn"], request, "vggsnn")
     layers += [nn.Flatten(), nn.Linear(channels * height * width, request.num_classes)]
-    return nn.Sequential(*layers)
+    return init_without_batch_norm(nn.Sequential(*layers), request)
 
 
 SIMONYAN = "Simonyan & Zisserman, Very Deep Convolutional Networks, ICLR 2015"
