@@ -20,7 +20,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from snnbench_suite import distributed
-from snnbench_suite.artifacts import WeightCache, artifact_key, code_version
+from snnbench_suite.artifacts import (
+    WeightCache,
+    artifact_key,
+    code_version,
+    source_folder_version,
+)
 from snnbench_suite.cells import Cell, canonical_json
 from snnbench_suite.detection.evaluate import evaluate_detector, simulate_detector
 from snnbench_suite.detection.loss import detection_loss
@@ -199,7 +204,10 @@ class CellRunner:
         arch_spec = self.plugins.architectures.get(cell.architecture)
         key = artifact_key([cell.architecture, cell.width, cell.dataset, data.info.fingerprint,
                             recipe.name, recipe.version, recipe.batch_norm, config,
-                            cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build)]
+                            cell.seed, SNNBENCH_VERSION, code_version(arch_spec.build),
+                            # The builder's helpers (e.g. a shared initialisation) live
+                            # beside it: an edit to any of them retrains.
+                            source_folder_version(arch_spec.build)]
                            # fp32 keeps the keys ANNs were cached under before --precision
                            + ([self.settings.precision] if self.settings.precision != "fp32"
                               else [])

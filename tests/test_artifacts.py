@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import textwrap
+
 import torch
 from torch import nn
 
-from snnbench_suite.artifacts import WeightCache, artifact_key
+from snnbench_suite.artifacts import WeightCache, _file_digest, artifact_key
+from snnbench_suite.plugins import load_plugins
 from snnbench_suite.testing import run_cell
 
 
@@ -54,3 +58,46 @@ def test_a_second_run_loads_the_ann_and_a_corrupt_one_is_retrained(plugins, tmp_
     third = run_cell(plugins, tmp_path, method="naive", steps=[2], architecture="vgg11")
     assert third["ann"]["source"].startswith("trained")
     assert third["ann"]["top1"] == first["ann"]["top1"]  # deterministic retraining
+
+
+BUILDER = """
+from torch import nn
+
+from snnbench_suite import ArchitectureSpec, hookimpl
+from edited_arch.helpers import HIDDEN
+
+
+def build(request):
+    channels, height, width = request.input_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, HIDDEN),
+                         request.activation(), nn.Linear(HIDDEN, request.num_classes))
+
+
+@hookimpl
+def snnbench_register_architectures(register):
+    register(ArchitectureSpec(name="edited_mlp", family="mlp", build=build,
+                              description="an MLP whose width lives in a helper module"))
+"""
+
+
+def test_an_edit_to_a_helper_beside_the_builder_retrains_the_ann(tmp_path, monkeypatch) -> None:
+    # The builder's own module is unchanged; only a module it imports from its package
+    # is edited (as the built-in architectures share common.py).
+    package = tmp_path / "edited_arch"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("HIDDEN = 16\n")
+    (package / "builder.py").write_text(textwrap.dedent(BUILDER))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    builder = importlib.import_module("edited_arch.builder")
+    plugins = load_plugins(strict=False, warn=lambda _m: None, extra=[("edited_arch", builder)])
+
+    def ann_source() -> str:
+        cell = run_cell(plugins, tmp_path, method="naive", steps=[2], architecture="edited_mlp")
+        return str(cell["ann"]["source"])
+
+    assert ann_source().startswith("trained")
+    assert ann_source().startswith("cache")
+    (package / "helpers.py").write_text("HIDDEN = 16  # edited\n")
+    _file_digest.cache_clear()  # sources are read once per process; a new run reads them
+    assert ann_source().startswith("trained")
