@@ -162,6 +162,53 @@ def test_neurons_out_of_order_shared_or_not_in_the_network_are_refused() -> None
         InOrderRecorder(network, torch.rand(2, 1, 6, 6), STEPS).inputs(shared)
 
 
+def test_a_weight_changed_before_the_resume_point_restarts_from_the_input() -> None:
+    x = torch.rand(SAMPLES, 1, 6, 6)
+
+    def third_input(tell: bool) -> tuple[bool, int]:
+        """Records the first two neurons, scales conv1 (before the second neuron, so its
+        output is kept for the skip), then records the third; returns whether that equals
+        a full run, and how often conv1 ran."""
+        network, neurons = spiking_skip_net()
+        conv1 = network.graph_module.get_submodule("conv1")
+        calls = []
+        conv1.register_forward_hook(lambda *_: calls.append(1))
+        recorder = InOrderRecorder(network, x, STEPS, max_rows=ROWS)
+        recorder.inputs(neurons[0])
+        recorder.inputs(neurons[1])
+        with torch.no_grad():
+            conv1.weight.mul_(1.5)
+        if tell:
+            recorder.changed([conv1])
+        ours = list(recorder.inputs(neurons[2]))
+        calls_by_recorder = len(calls)
+        reference = module_input_chunks(network, neurons[2], x, STEPS, max_rows=ROWS)
+        same = all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True))
+        return same, calls_by_recorder
+
+    assert third_input(tell=False) == (False, 3)  # stale: the skip still holds old values
+    assert third_input(tell=True) == (True, 6)  # run again from the input, chunk by chunk
+
+
+def test_a_weight_changed_after_the_resume_point_is_simply_run_again() -> None:
+    network, neurons = spiking_skip_net()
+    x = torch.rand(SAMPLES, 1, 6, 6)
+    conv1 = network.graph_module.get_submodule("conv1")
+    calls = []
+    conv1.register_forward_hook(lambda *_: calls.append(1))
+    recorder = InOrderRecorder(network, x, STEPS, max_rows=ROWS)
+    recorder.inputs(neurons[0])
+    recorder.inputs(neurons[1])
+    conv3 = network.graph_module.get_submodule("conv3")
+    with torch.no_grad():
+        conv3.weight.mul_(1.5)
+    recorder.changed([conv3])
+    for ours, reference in zip(recorder.inputs(neurons[2]), module_input_chunks(
+            network, neurons[2], x, STEPS, max_rows=ROWS), strict=True):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+    assert len(calls) == 3 + 3  # once per chunk by the recorder, once by the reference
+
+
 class FullRuns:
     """Each neuron recorded by a run from the network's input, as before the recorder."""
 
@@ -170,6 +217,9 @@ class FullRuns:
 
     def inputs(self, neuron: nn.Module) -> RecordedInputs:
         return RecordedInputs(self.network, neuron, self.x, self.num_steps)
+
+    def changed(self, modules: object) -> None:
+        """Nothing is kept, so nothing goes stale."""
 
 
 @pytest.mark.parametrize("mode", ["light", "advanced"])
@@ -192,3 +242,26 @@ def test_calibration_is_the_same_as_with_a_full_run_per_neuron(monkeypatch, mode
     for (v_init, shift), (v_reference, shift_reference) in zip(ours, reference, strict=True):
         torch.testing.assert_close(v_init, v_reference, rtol=0, atol=0)
         torch.testing.assert_close(shift, shift_reference, rtol=0, atol=0)
+
+
+def test_weight_calibration_is_the_same_as_with_a_full_run_per_neuron(monkeypatch) -> None:
+    x = torch.rand(SAMPLES, 1, 6, 6)
+    results = []
+    for recorder in (InOrderRecorder, FullRuns):
+        monkeypatch.setattr(calib, "InOrderRecorder", recorder)
+        torch.manual_seed(0)
+        ann = SkipNet().eval()
+        prepared = prepare_conversion(ann)
+        network = prepared.to_spiking(lambda site: IFNeuron(0.5))
+        neurons = [module for _, module in network.neurons()]
+        activations = [ann.get_submodule(name) for name in ("act1", "act2", "act3")]
+        losses = calib.calibrate_weights(
+            ann, network, list(zip(activations, neurons, strict=True)),
+            [site.name for site in prepared.sites], x, STEPS, iterations=20, lr=1e-2,
+            batch_size=4, seed=0)
+        results.append((losses, [p.detach().clone() for p in network.parameters()]))
+    (losses, weights), (reference_losses, reference_weights) = results
+    assert losses == reference_losses
+    assert losses[2][1] != losses[2][0]  # the third layer, fed spikes, did train
+    for ours, reference in zip(weights, reference_weights, strict=True):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=0)

@@ -105,7 +105,6 @@ from snnbench_suite.snn import (
     prepare_conversion,
     recording_outputs,
     require_average_pooling,
-    spiking_rates,
 )
 
 # Each variant's version changes only when its own results do: calib's went to 3 with its
@@ -281,41 +280,64 @@ def calibrate_weights(
     `network.graph_module`. Returns each layer's (first, last) minibatch loss."""
     graph_module = network.graph_module
     neuron_by_name = dict(zip(names, [n for _, n in pairs], strict=True))
+    subgraphs = [pre_activation_subgraph(graph_module, name, names) for name in names]
+    # A neuron's rates are kept from when it is final (its own layer calibrated, the
+    # layers below it no longer changing) until the last layer that reads them.
+    last_reader = {source: layer for layer, (_, sources) in enumerate(subgraphs)
+                   for source in sources}
+    rates: dict[str, torch.Tensor] = {}
+    recorder = InOrderRecorder(network, x, num_steps)
     generator = torch.Generator().manual_seed(seed)
     losses = []
     for parameter in network.parameters():  # only the layer being calibrated learns
         parameter.requires_grad_(False)
-    for (activation, neuron), name in zip(pairs, names, strict=True):
-        subgraph, sources = pre_activation_subgraph(graph_module, name, names)
+    for layer, ((activation, neuron), name, (subgraph, sources)) in enumerate(
+            zip(pairs, names, subgraphs, strict=True)):
         weights = [m.weight for m in subgraph.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-        if not weights:
+        if weights:
+            inputs = [rates[s] if s in neuron_by_name else x for s in sources]
+            (target,) = module_outputs(ann, [activation], x)
+            losses.append(_fit_weights(subgraph, weights, inputs, target, neuron, num_steps,
+                                       iterations=iterations, lr=lr, batch_size=batch_size,
+                                       generator=generator))
+            recorder.changed(subgraph.modules())
+        else:
             losses.append((float("nan"), float("nan")))
-            continue
-        for weight in weights:
-            weight.requires_grad_(True)
-        neurons = [neuron_by_name[s] for s in sources if s in neuron_by_name]
-        rates = iter(spiking_rates(network, neurons, x, num_steps)) if neurons else iter(())
-        inputs = [next(rates) if s in neuron_by_name else x for s in sources]
-        (target,) = module_outputs(ann, [activation], x)
-        optimizer = torch.optim.Adam(weights, lr=lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations, eta_min=0.0)
-        threshold = broadcast_channels(neuron.threshold.detach(), target.shape)
-        history: list[float] = []
-        for _ in range(iterations):
-            pick = torch.randperm(x.shape[0], generator=generator)[:batch_size].to(x.device)
-            pre = subgraph(*[source[pick] for source in inputs])
-            # The neuron's V/(2T) input shift is half a level: offset 0.5 in clip_floor.
-            out = clip_floor_ste(pre, threshold, num_steps, offset=0.5)
-            loss = (out - target[pick]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            history.append(float(loss.detach()))
-        for weight in weights:
-            weight.requires_grad_(False)
-        losses.append((history[0], history[-1]) if history else (float("nan"),) * 2)
+        if last_reader.get(name, -1) > layer:
+            rates[name] = recorder.inputs(neuron).rates(neuron)
+        for source in [s for s in rates if last_reader[s] <= layer]:
+            del rates[source]
     return losses
+
+
+def _fit_weights(
+    subgraph: nn.Module, weights: list[torch.Tensor], inputs: list[torch.Tensor],
+    target: torch.Tensor, neuron: IFNeuron, num_steps: int, *, iterations: int, lr: float,
+    batch_size: int, generator: torch.Generator,
+) -> tuple[float, float]:
+    """Train `weights` so that the layer, fed the source neurons' rates, gives the ANN's
+    output through the neuron's clip-floor; returns the first and last minibatch loss."""
+    for weight in weights:
+        weight.requires_grad_(True)
+    optimizer = torch.optim.Adam(weights, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations, eta_min=0.0)
+    threshold = broadcast_channels(neuron.threshold.detach(), target.shape)
+    history: list[float] = []
+    for _ in range(iterations):
+        pick = torch.randperm(target.shape[0], generator=generator)[:batch_size]
+        pick = pick.to(target.device)
+        pre = subgraph(*[source[pick] for source in inputs])
+        # The neuron's V/(2T) input shift is half a level: offset 0.5 in clip_floor.
+        out = clip_floor_ste(pre, threshold, num_steps, offset=0.5)
+        loss = (out - target[pick]).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        history.append(float(loss.detach()))
+    for weight in weights:
+        weight.requires_grad_(False)
+    return (history[0], history[-1]) if history else (float("nan"),) * 2
 
 
 # --- the method -----------------------------------------------------------------------

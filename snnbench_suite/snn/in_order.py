@@ -18,6 +18,7 @@ bounded, and large early layers cost no more than without the recorder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -98,6 +99,19 @@ class InOrderRecorder:
         self._next = index
         self.resumed += 1
         return RecordedInputs.of_chunks(chunks, self.num_steps)
+
+    def changed(self, modules: Iterable[nn.Module]) -> None:
+        """Say that `modules` (their weights) changed since the last request. Nodes from
+        the neuron recorded last onwards run again anyway; if one of the modules is called
+        before it, the values kept from it are stale, and the next request starts from the
+        network's input."""
+        changed = {id(module) for module in modules}
+        graph_module = self.network.graph_module
+        for node in self._nodes[:self._next]:
+            if (node.op == "call_module"
+                    and id(graph_module.get_submodule(str(node.target))) in changed):
+                self._forget()
+                return
 
     def _run_all_to(self, stop: int) -> list[torch.Tensor]:
         chunks = []
