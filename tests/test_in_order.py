@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnbench_methods import calib
+from snnbench_methods import calib, calib_weights
 from snnbench_suite.snn import (
     IFEncoder,
     IFNeuron,
@@ -291,8 +291,9 @@ def weight_calibration_from_the_input(
         rates = iter(spiking_rates(network, neurons, x, num_steps))
         inputs = [next(rates) if s in neuron_by_name else x for s in sources]
         (target,) = module_outputs(ann, [activation], x)
-        losses.append(calib._fit_weights(subgraph, weights, inputs, target, neuron, num_steps,
-                                         generator=generator, **fit))  # type: ignore[arg-type]
+        losses.append(calib_weights.fit_layer_weights(
+            subgraph, weights, inputs, target, neuron, num_steps, generator=generator,
+            **fit))  # type: ignore[arg-type]
     return losses
 
 
