@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from snnbench_methods import calib
+from snnbench_methods import calib, calib_weights
 from snnbench_suite.errors import ConversionError
 from snnbench_suite.snn import (
     IFNeuron,
@@ -153,7 +153,7 @@ def test_weight_calibration_lowers_its_loss_and_only_moves_weights() -> None:
     biases = [p.detach().clone() for n, p in network.named_parameters() if "bias" in n]
     weights = [p.detach().clone() for n, p in network.named_parameters() if "weight" in n]
     # A batch of all 64 samples makes the first and last losses full-batch values.
-    losses = calib.calibrate_weights(ann, network, pairs, [s.name for s in graph.sites], x,
+    losses = calib_weights.calibrate_weights(ann, network, pairs, [s.name for s in graph.sites], x,
                                      STEPS, iterations=200, lr=1e-3, batch_size=64, seed=0)
     assert len(losses) == 2
     # The second layer sees the first one's spikes, whose timing WC compensates; the first

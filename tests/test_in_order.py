@@ -301,7 +301,8 @@ def weight_calibration_from_the_input(
 def test_weight_calibration_equals_recording_every_layer_from_the_input(net) -> None:
     x = torch.rand(SAMPLES, 1, 6, 6)
     results = []
-    for calibrate in (calib.calibrate_weights, weight_calibration_from_the_input):
+    recorded = calib_weights.calibrate_weights
+    for calibrate in (recorded, weight_calibration_from_the_input):
         torch.manual_seed(0)
         ann = net().eval()
         prepared = prepare_conversion(ann)
@@ -311,7 +312,7 @@ def test_weight_calibration_equals_recording_every_layer_from_the_input(net) -> 
         fit = {"iterations": 20, "lr": 1e-2, "batch_size": 4}
         losses = calibrate(ann, network, list(zip(activations, neurons, strict=True)),
                            [site.name for site in prepared.sites], x, STEPS,
-                           **fit, **({"seed": 0} if calibrate is calib.calibrate_weights else {}))
+                           **fit, **({"seed": 0} if calibrate is recorded else {}))
         results.append((losses, [p.detach().clone() for p in network.parameters()]))
     (losses, weights), (reference_losses, reference_weights) = results
     assert losses == reference_losses
