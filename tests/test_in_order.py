@@ -165,51 +165,39 @@ def test_neurons_out_of_order_shared_or_not_in_the_network_are_refused() -> None
         InOrderRecorder(network, torch.rand(2, 1, 6, 6), STEPS).inputs(shared)
 
 
-def test_a_weight_changed_before_the_resume_point_restarts_from_the_input() -> None:
-    x = torch.rand(SAMPLES, 1, 6, 6)
-
-    def third_input(tell: bool) -> tuple[bool, int]:
-        """Records the first two neurons, scales conv1 (before the second neuron, so its
-        output is kept for the skip), then records the third; returns whether that equals
-        a full run, and how often conv1 ran."""
-        network, neurons = spiking_skip_net()
-        conv1 = network.graph_module.get_submodule("conv1")
-        calls = []
-        conv1.register_forward_hook(lambda *_: calls.append(1))
-        recorder = InOrderRecorder(network, x, STEPS, max_rows=ROWS)
-        recorder.inputs(neurons[0])
-        recorder.inputs(neurons[1])
-        with torch.no_grad():
-            conv1.weight.mul_(1.5)
-        if tell:
-            recorder.changed([conv1])
-        ours = list(recorder.inputs(neurons[2]))
-        calls_by_recorder = len(calls)
-        reference = module_input_chunks(network, neurons[2], x, STEPS, max_rows=ROWS)
-        same = all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True))
-        return same, calls_by_recorder
-
-    assert third_input(tell=False) == (False, 3)  # stale: the skip still holds old values
-    assert third_input(tell=True) == (True, 6)  # run again from the input, chunk by chunk
-
-
-def test_a_weight_changed_after_the_resume_point_is_simply_run_again() -> None:
+def third_input_after_a_change(changed: str, tell: bool) -> tuple[bool, int]:
+    """Records the first two neurons of the skip net, scales the weights of `changed`,
+    tells the recorder (or not), then records the third neuron. Returns whether that
+    equals a full run, and how often the recorder ran conv1."""
     network, neurons = spiking_skip_net()
     x = torch.rand(SAMPLES, 1, 6, 6)
-    conv1 = network.graph_module.get_submodule("conv1")
     calls = []
-    conv1.register_forward_hook(lambda *_: calls.append(1))
+    network.graph_module.get_submodule("conv1").register_forward_hook(
+        lambda *_: calls.append(1))
     recorder = InOrderRecorder(network, x, STEPS, max_rows=ROWS)
     recorder.inputs(neurons[0])
     recorder.inputs(neurons[1])
-    conv3 = network.graph_module.get_submodule("conv3")
+    module = network.graph_module.get_submodule(changed)
     with torch.no_grad():
-        conv3.weight.mul_(1.5)
-    recorder.changed([conv3])
-    for ours, reference in zip(recorder.inputs(neurons[2]), module_input_chunks(
-            network, neurons[2], x, STEPS, max_rows=ROWS), strict=True):
-        torch.testing.assert_close(ours, reference, rtol=0, atol=0)
-    assert len(calls) == 3 + 3  # once per chunk by the recorder, once by the reference
+        module.weight.mul_(1.5)
+    if tell:
+        recorder.changed([module])
+    ours = list(recorder.inputs(neurons[2]))
+    calls_by_recorder = len(calls)
+    reference = module_input_chunks(network, neurons[2], x, STEPS, max_rows=ROWS)
+    return all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True)), calls_by_recorder
+
+
+@pytest.mark.parametrize(("changed", "tell", "expected"), [
+    # conv1 comes before the second neuron and its output is kept for the skip: untold,
+    # the recorder uses stale values; told, it runs again from the input, chunk by chunk.
+    ("conv1", False, (False, 3)),
+    ("conv1", True, (True, 6)),
+    # conv3 comes after the second neuron, where the recorder resumes anyway.
+    ("conv3", True, (True, 3)),
+])
+def test_a_changed_weight_is_run_again_from_where_it_is_needed(changed, tell, expected) -> None:
+    assert third_input_after_a_change(changed, tell) == expected
 
 
 class FullRuns:
