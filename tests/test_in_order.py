@@ -213,21 +213,32 @@ class FullRuns:
         """Nothing is kept, so nothing goes stale."""
 
 
+def converted_with_pairs(
+    net: type[nn.Module],
+) -> tuple[nn.Module, SpikingNetwork, list[tuple[nn.Module, IFNeuron]], list[str]]:
+    """The net (seed 0) converted with IF neurons: the ANN, the SNN, (ANN activation, SNN
+    neuron) per layer, and the sites' names."""
+    torch.manual_seed(0)
+    ann = net().eval()
+    prepared = prepare_conversion(ann)
+    network = prepared.to_spiking(lambda site: IFNeuron(0.5))
+    neurons = [module for _, module in network.neurons() if isinstance(module, IFNeuron)]
+    activations = [ann.get_submodule(name) for name in ("act1", "act2", "act3")]
+    pairs = list(zip(activations, neurons, strict=True))
+    return ann, network, pairs, [site.name for site in prepared.sites]
+
+
 @pytest.mark.parametrize("mode", ["light", "advanced"])
 def test_calibration_is_the_same_as_with_a_full_run_per_neuron(monkeypatch, mode) -> None:
     x = torch.rand(SAMPLES, 1, 6, 6)
     corrections = []
     for recorder in (InOrderRecorder, FullRuns):
         monkeypatch.setattr(calib, "InOrderRecorder", recorder)
-        torch.manual_seed(0)
-        ann = SkipNet().eval()
-        prepared = prepare_conversion(ann)
-        network = prepared.to_spiking(lambda site: IFNeuron(0.5))
-        neurons = [module for _, module in network.neurons()]
-        activations = [ann.get_submodule(name) for name in ("act1", "act2", "act3")]
-        errors = calib.calibrate_layers(ann, network, list(zip(activations, neurons, strict=True)),
-                                        x, STEPS, mode, bias_first=True, step_search=True)
-        corrections.append((errors, [(n.v_init.clone(), n.input_shift.clone()) for n in neurons]))
+        ann, network, pairs, _ = converted_with_pairs(SkipNet)
+        errors = calib.calibrate_layers(ann, network, pairs, x, STEPS, mode, bias_first=True,
+                                        step_search=True)
+        corrections.append((errors, [(n.v_init.clone(), n.input_shift.clone())
+                                     for _, n in pairs]))
     (errors, ours), (reference_errors, reference) = corrections
     assert errors == reference_errors
     for (v_init, shift), (v_reference, shift_reference) in zip(ours, reference, strict=True):
@@ -291,15 +302,9 @@ def test_weight_calibration_equals_recording_every_layer_from_the_input(net) -> 
     results = []
     recorded = calib_weights.calibrate_weights
     for calibrate in (recorded, weight_calibration_from_the_input):
-        torch.manual_seed(0)
-        ann = net().eval()
-        prepared = prepare_conversion(ann)
-        network = prepared.to_spiking(lambda site: IFNeuron(0.5))
-        neurons = [module for _, module in network.neurons()]
-        activations = [ann.get_submodule(name) for name in ("act1", "act2", "act3")]
+        ann, network, pairs, names = converted_with_pairs(net)
         fit = {"iterations": 20, "lr": 1e-2, "batch_size": 4}
-        losses = calibrate(ann, network, list(zip(activations, neurons, strict=True)),
-                           [site.name for site in prepared.sites], x, STEPS,
+        losses = calibrate(ann, network, pairs, names, x, STEPS,
                            **fit, **({"seed": 0} if calibrate is recorded else {}))
         results.append((losses, [p.detach().clone() for p in network.parameters()]))
     (losses, weights), (reference_losses, reference_weights) = results
